@@ -1,0 +1,74 @@
+"""What every CGN offers: three independent mechanisms, each with its own labels and seeds."""
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from cgn.noise import as_seed_list
+
+Mechanism = Literal["shape", "texture", "background"]
+MECHANISMS: tuple[Mechanism, ...] = ("shape", "texture", "background")
+OUTPUTS = ("composite", "mask", "premask", "foreground", "background")
+
+
+def check_labels(field: str, labels: Sequence[int] | Tensor, num_classes: int) -> Tensor:
+    """Refuse labels outside [0, num_classes) with a ValueError naming the field."""
+    t = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+    if t.numel() and (t.min() < 0 or t.max() >= num_classes):
+        bad = [int(v) for v in t.tolist() if not 0 <= v < num_classes][:5]
+        raise ValueError(f"{field}: labels must be in [0, {num_classes - 1}], got {bad}")
+    return t
+
+
+class CounterfactualModel(nn.Module):
+    """Base of the MNIST and ImageNet CGNs.
+
+    Subclasses implement `_shape`, `_texture` and `_background` on validated tensors; outputs
+    are images in [0, 1] (masks 1 channel), computed in eval mode so a sample never depends on
+    its batch. Batches of one are run as two rows: CPU kernels take another code path for a
+    single row and would give other bits than the same sample inside a batch.
+    """
+
+    num_classes: int
+    image_size: int
+
+    def shape(self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor) -> dict[str, Tensor]:
+        """The mask, and the premask it was made from (the same tensor for the MNIST CGNs)."""
+        y, s = self._inputs("shape", labels, seeds)
+        return self._run_padded(lambda yy, ss: self._shape(yy, ss), y, s)
+
+    def texture(self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor) -> Tensor:
+        """The foreground (texture) image."""
+        y, s = self._inputs("texture", labels, seeds)
+        return self._run_padded(lambda yy, ss: {"foreground": self._texture(yy, ss)}, y, s)["foreground"]
+
+    def background(self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor) -> Tensor:
+        y, s = self._inputs("background", labels, seeds)
+        return self._run_padded(lambda yy, ss: {"background": self._background(yy, ss)}, y, s)["background"]
+
+    def _inputs(self, mechanism: str, labels, seeds) -> tuple[Tensor, list[int]]:
+        y = check_labels(f"{mechanism} label", labels, self.num_classes)
+        s = as_seed_list(f"{mechanism} seed", seeds)
+        if len(s) != len(y):
+            raise ValueError(f"{mechanism}: got {len(y)} labels but {len(s)} seeds")
+        return y, s
+
+    @torch.no_grad()
+    def _run_padded(self, fn, y: Tensor, seeds: list[int]) -> dict[str, Tensor]:
+        if self.training:
+            raise RuntimeError("inference needs eval mode: call .eval() first")
+        if len(seeds) == 1:
+            out = fn(y.repeat(2), seeds * 2)
+            return {k: v[:1] for k, v in out.items()}
+        return fn(y, seeds)
+
+    def _shape(self, y: Tensor, seeds: list[int]) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def _texture(self, y: Tensor, seeds: list[int]) -> Tensor:
+        raise NotImplementedError
+
+    def _background(self, y: Tensor, seeds: list[int]) -> Tensor:
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""The `cgn` command line: train, sample, models, serve, worker."""

@@ -1,0 +1,34 @@
+"""Entry point of `cgn`; each subcommand lives in its own module with `add_parser(subparsers)`."""
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = ["train", "sample", "models", "serve", "worker"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cgn", description="Counterfactual Generative Networks as a service.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"cgn_cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"cgn_cli.{name}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, LookupError) as exc:
+        print(f"cgn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

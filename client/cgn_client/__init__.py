@@ -1,0 +1,1 @@
+"""cgn-service client SDK."""
