@@ -4,13 +4,24 @@ from collections.abc import Callable
 from typing import Any
 
 from cgn.mechanisms import CounterfactualModel
+from cgn.vocab import Vocabulary
 
 Builder = Callable[[dict[str, Any]], CounterfactualModel]
+VocabularyFactory = Callable[[list[str], dict[str, int]], Vocabulary]
 _BUILDERS: dict[str, Builder] = {}
+_VOCABULARIES: dict[str, VocabularyFactory] = {}
 
 
-def register(architecture: str, builder: Builder) -> None:
+def register(architecture: str, builder: Builder, vocabulary: VocabularyFactory | None = None) -> None:
+    """`vocabulary` builds an architecture's name resolver (e.g. WordNet hypernyms for ImageNet)."""
     _BUILDERS[architecture] = builder
+    if vocabulary is not None:
+        _VOCABULARIES[architecture] = vocabulary
+
+
+def vocabulary(architecture: str, names: list[str], aliases: dict[str, int]) -> Vocabulary:
+    _load_builtin()
+    return _VOCABULARIES.get(architecture, Vocabulary)(names, aliases)
 
 
 def architectures() -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cgn.mechanisms import MECHANISMS
-from cgn.vocab import Vocabulary
+from cgn.vocab import Vocabulary  # noqa: F401  (type of Manifest.vocab)
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
@@ -33,7 +33,10 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
     def vocab(self, mechanism: str) -> Vocabulary:
-        return Vocabulary(self.vocabulary[mechanism], self.aliases.get(mechanism, {}))
+        """The mechanism's name resolver; the architecture may supply a richer one (ImageNet: WordNet)."""
+        from cgn import registry
+
+        return registry.vocabulary(self.architecture, self.vocabulary[mechanism], self.aliases.get(mechanism, {}))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"

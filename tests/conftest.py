@@ -89,7 +89,12 @@ def random_mnist_model(root: Path, name: str = "mnist-test", seed: int = 0) -> P
             "texture": [f"color-{i}" for i in range(10)],
             "background": [f"bg-{i}" for i in range(10)],
         },
-        aliases={"shape": {w: i for i, w in enumerate("zero one two three four five six seven eight nine".split())}},
+        aliases={
+            "shape": {
+                w: i
+                for i, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+            }
+        },
         description="random weights, for tests",
     )
     return save_model(root, manifest, model.state_dict())
