@@ -71,6 +71,9 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.kill()
 
 
+DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
 def random_mnist_model(root: Path, name: str = "mnist-test", seed: int = 0) -> Path:
     """A random-weight MNIST CGN in the store format (weights are random, the format is real)."""
     from cgn.mnist.model import MnistCGN, MnistCGNConfig
@@ -89,12 +92,7 @@ def random_mnist_model(root: Path, name: str = "mnist-test", seed: int = 0) -> P
             "texture": [f"color-{i}" for i in range(10)],
             "background": [f"bg-{i}" for i in range(10)],
         },
-        aliases={
-            "shape": {
-                w: i
-                for i, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
-            }
-        },
+        aliases={"shape": {w: i for i, w in enumerate(DIGIT_WORDS)}},
         description="random weights, for tests",
     )
     return save_model(root, manifest, model.state_dict())
