@@ -1,0 +1,34 @@
+"""TTL cleanup: jobs past their expiry lose their shards and their records.
+
+Any worker (and the API, when it lists jobs) may run a sweep; a Redis lock lets one run at a time.
+Finished jobs expire `ttl_s` after they finish; jobs that never finish expire `ttl_s` after submission.
+"""
+
+import logging
+import time
+import uuid
+
+from service.batch.queue import BatchQueue
+from service.batch.store import ResultStore
+
+log = logging.getLogger("cgn.batch.cleanup")
+
+
+def sweep(queue: BatchQueue, now: float | None = None, limit: int = 100) -> list[str]:
+    lock = f"{queue.config.prefix}:sweep-lock"
+    token = uuid.uuid4().hex
+    if not queue.r.set(lock, token, nx=True, ex=300):
+        return []
+    removed = []
+    try:
+        for job_id in queue.expired(time.time() if now is None else now, limit):
+            got = queue.spec(job_id)
+            if got is not None and got[0].results:
+                ResultStore(got[0].results).remove_tree(job_id)
+            queue.forget(job_id)
+            removed.append(job_id)
+            log.info("expired job %s removed", job_id)
+    finally:
+        if queue.r.get(lock) == token.encode():
+            queue.r.delete(lock)
+    return removed

@@ -1,0 +1,46 @@
+"""One chunk of a job -> one shard's bytes. The worker and any reference run share this code path."""
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from cgn.generate import counterfactuals, to_uint8
+from cgn.mechanisms import CounterfactualModel
+from service.batch.shards import ShardData, write_npz, write_wds
+from service.batch.spec import BatchSpec, sample_key, samples
+
+
+def generate(
+    model: CounterfactualModel,
+    spec: BatchSpec,
+    start: int,
+    stop: int,
+    explicit: np.ndarray | None = None,
+    batch_size: int = 256,
+    between: Callable[[], None] | None = None,
+) -> ShardData:
+    """Samples [start, stop) in forward passes of `batch_size`; `between` runs after each pass
+    (the worker checks for cancellation and shutdown there, and may raise to stop)."""
+    p = samples(spec, start, stop, explicit)
+    parts: dict[str, list[np.ndarray]] = {o: [] for o in spec.outputs}
+    for b in range(0, len(p.keys), batch_size):
+        labels = torch.from_numpy(p.labels[b : b + batch_size])
+        seeds = torch.from_numpy(p.seeds[b : b + batch_size])
+        out = counterfactuals(model, labels, seeds, spec.outputs)
+        for name in spec.outputs:
+            parts[name].append(to_uint8(out[name]).numpy())
+        if between is not None:
+            between()
+    names = [tuple(spec.name(m, int(y)) for m, y in enumerate(row)) for row in p.labels.tolist()]
+    images = {k: np.concatenate(v) for k, v in parts.items()}
+    return ShardData(p.keys, p.labels, p.seeds, images, names)
+
+
+def encode(spec: BatchSpec, shard: ShardData) -> bytes:
+    return write_npz(shard) if spec.format == "npz" else write_wds(shard, sample_key)
+
+
+def render(model: CounterfactualModel, spec: BatchSpec, k: int, explicit: np.ndarray | None = None, **kw) -> bytes:
+    start, stop = spec.chunk_range(k)
+    return encode(spec, generate(model, spec, start, stop, explicit, **kw))

@@ -1,0 +1,219 @@
+"""The model owner: one thread per process and device runs every forward pass, in dynamic micro-batches.
+
+Handlers never touch a model. They submit `Work` (labels and seeds of n samples plus what makes a
+batch: model, outputs, interventions, truncation) and await its future. The owner thread takes the
+oldest work, waits up to `max_wait_ms` for more work with the same `BatchKey`, runs them as one
+batch and hands each request its rows. Samples are batch-independent in the core (per-sample
+generators, eval mode, batch-of-1 padding), so a request gets the same bytes alone or in company.
+
+The batch worker (service.batch) loads and runs models through `load_model` and `generate`, so a
+sample of a batch job has the same bytes as the same sample served here.
+"""
+
+import concurrent.futures
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cgn.generate import counterfactuals, to_uint8
+from model_store import LoadedModel, ModelStore
+from service.settings import Settings
+
+log = logging.getLogger("cgn.service.runner")
+
+
+def model_store(settings: Settings) -> ModelStore:
+    """The store every service process reads: CGN_MODEL_STORE plus the built-ins."""
+    return ModelStore(settings.model_store)
+
+
+def load_model(settings: Settings, name: str) -> LoadedModel:
+    """Load `name` from the store onto settings.device, in eval mode (raises NotInstalled / KeyError)."""
+    return model_store(settings).load(name, settings.device)
+
+
+def generate(
+    loaded: LoadedModel,
+    labels: np.ndarray,
+    seeds: np.ndarray,
+    outputs: tuple[str, ...] = ("composite",),
+    overrides: dict[str, torch.Tensor] | None = None,
+    truncation: float | None = None,
+) -> dict[str, np.ndarray]:
+    """labels, seeds: int64 (n, 3). Returns uint8 NCHW arrays per output. The one inference path."""
+    model = loaded.model
+    labels_t = torch.as_tensor(np.ascontiguousarray(labels), dtype=torch.long)
+    seeds_t = torch.as_tensor(np.ascontiguousarray(seeds), dtype=torch.long)
+    device = next(model.parameters()).device
+    ov = {k: v.to(device) for k, v in (overrides or {}).items()}
+    if truncation is not None and hasattr(model, "truncation"):
+        previous = model.truncation
+        model.truncation = truncation
+        try:
+            out = counterfactuals(model, labels_t, seeds_t, outputs, ov)
+        finally:
+            model.truncation = previous
+    else:
+        out = counterfactuals(model, labels_t, seeds_t, outputs, ov)
+    return {k: to_uint8(v).numpy() for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    """Work with equal keys may share a forward pass."""
+
+    model: str
+    outputs: tuple[str, ...]
+    interventions: tuple[tuple[str, str], ...] = ()  # (mask|foreground|background, asset digest)
+    truncation: float | None = None
+
+
+@dataclass
+class Work:
+    key: BatchKey
+    labels: np.ndarray  # (n, 3) int64
+    seeds: np.ndarray  # (n, 3) int64
+    overrides: dict[str, torch.Tensor] = field(default_factory=dict)
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    enqueued: float = field(default_factory=time.monotonic)
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+
+class QueueFull(RuntimeError):
+    pass
+
+
+class Runner:
+    """Owns the loaded models of one device and the thread that runs them."""
+
+    def __init__(self, settings: Settings, on_batch: Callable[[str, int, int], None] | None = None):
+        self.settings = settings
+        self.max_batch = settings.max_batch_size
+        self.max_wait = settings.max_wait_ms / 1000
+        self.max_queue = settings.max_queue
+        self._on_batch = on_batch  # (model, rows in the batch, queue depth after taking it)
+        self._queue: deque[Work] = deque()
+        self._cond = threading.Condition()
+        self._models: dict[str, LoadedModel] = {}
+        self._load_lock = threading.Lock()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # --- models -------------------------------------------------------------------------------
+    def loaded(self, name: str) -> LoadedModel | None:
+        return self._models.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._models)
+
+    def load(self, name: str) -> LoadedModel:
+        """Blocking; call from a worker thread. Loads once per process."""
+        if name in self._models:
+            return self._models[name]
+        with self._load_lock:
+            if name not in self._models:
+                log.info("loading model %s on %s", name, self.settings.device)
+                self._models[name] = load_model(self.settings, name)
+        return self._models[name]
+
+    # --- queue --------------------------------------------------------------------------------
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def submit(self, work: Work) -> concurrent.futures.Future:
+        with self._cond:
+            if self._stopping:
+                raise QueueFull("the runner is shutting down")
+            if len(self._queue) >= self.max_queue:
+                raise QueueFull(f"{len(self._queue)} requests are waiting for the model (limit {self.max_queue})")
+            self._queue.append(work)
+            self._cond.notify()
+        return work.future
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=f"cgn-runner-{self.settings.device}", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for work in self._queue:
+            work.future.set_exception(QueueFull("the runner stopped"))
+        self._queue.clear()
+
+    def _take(self) -> list[Work] | None:
+        """The oldest work plus compatible work arriving within max_wait, up to max_batch rows."""
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return None
+            first = self._queue.popleft()
+            batch, rows = [first], first.n
+            deadline = time.monotonic() + self.max_wait
+            while rows < self.max_batch:
+                for work in list(self._queue):
+                    if work.key == first.key and rows + work.n <= self.max_batch:
+                        self._queue.remove(work)
+                        batch.append(work)
+                        rows += work.n
+                remaining = deadline - time.monotonic()
+                if rows >= self.max_batch or remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return batch
+
+    def _loop(self) -> None:
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            batch = [w for w in batch if w.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
+            try:
+                results = self._run(batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
+                for w in batch:
+                    w.future.set_exception(exc)
+                continue
+            for w, r in zip(batch, results, strict=True):
+                w.future.set_result(r)
+
+    def _run(self, batch: list[Work]) -> list[dict[str, np.ndarray]]:
+        key = batch[0].key
+        loaded = self.load(key.model)
+        labels = np.concatenate([w.labels for w in batch])
+        seeds = np.concatenate([w.seeds for w in batch])
+        if self._on_batch:
+            self._on_batch(key.model, len(labels), len(self._queue))
+        out: dict[str, list[np.ndarray]] = {k: [] for k in key.outputs}
+        step = max(self.max_batch, 1)
+        for start in range(0, len(labels), step):  # one large request (POST /samples) runs in chunks
+            part = generate(
+                loaded, labels[start : start + step], seeds[start : start + step], key.outputs,
+                batch[0].overrides, key.truncation,
+            )  # fmt: skip
+            for k, v in part.items():
+                out[k].append(v)
+        joined = {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in out.items()}
+        results, offset = [], 0
+        for w in batch:
+            results.append({k: v[offset : offset + w.n] for k, v in joined.items()})
+            offset += w.n
+        return results
