@@ -1,0 +1,56 @@
+"""`cgn worker`: a batch-queue worker process (one per device; start as many as you have devices)."""
+
+import argparse
+import logging
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "worker",
+        help="take batch-job chunks from Redis and write shards",
+        description="Run a batch worker. Defaults come from CGN_* settings (see docs/batch.md).",
+    )
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda:1 (default: CGN_DEVICE)")
+    p.add_argument("--redis-url", default=None, help="broker URL (default: CGN_REDIS_URL)")
+    p.add_argument("--model-store", default=None, help="model-store root (default: CGN_MODEL_STORE)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: CGN_THREADS, else 1)")
+    p.add_argument("--batch-size", type=int, default=None, help="samples per forward pass")
+    p.add_argument("--name", default=None, help="consumer name (default: host-pid-random)")
+    p.add_argument("--grace", type=float, default=30.0, help="seconds to finish the current chunk on SIGTERM")
+    p.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle seconds")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from model_store import ModelStore
+    from service.batch.queue import BatchQueue, QueueConfig
+    from service.batch.worker import Worker, serve_metrics
+    from service.settings import Settings
+
+    settings = Settings()
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    device = args.device or settings.device
+    if device != "cpu":
+        torch.device(device)  # refuses malformed names early
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    threads = args.threads if args.threads is not None else (settings.threads or 1)
+    torch.set_num_threads(max(1, threads))
+    queue = BatchQueue.from_url(args.redis_url or settings.redis_url, QueueConfig.from_settings(settings))
+    worker = Worker(
+        queue,
+        ModelStore(args.model_store or settings.model_store),
+        device=device,
+        name=args.name,
+        batch_size=args.batch_size or settings.batch_gen_batch_size,
+        grace_s=args.grace,
+    )
+    worker.install_signals()
+    if args.metrics_port is not None:
+        serve_metrics(worker, args.metrics_port)
+    worker.run(idle_exit_s=args.idle_exit)
+    return 0
