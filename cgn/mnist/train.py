@@ -1,0 +1,188 @@
+"""Training of the MNIST CGNs with the paper's losses: class-conditional least-squares adversarial,
+binary mask entropy, and the Gram-matrix style loss between composites and real images."""
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm import tqdm
+
+from cgn.compose import compose
+from cgn.mnist import datasets
+from cgn.mnist.discriminators import discriminator
+from cgn.mnist.losses import binary_entropy_loss, feature_network, style_loss
+from cgn.mnist.model import MnistCGN, MnistCGNConfig
+from cgn.mnist.sheet import save_grid
+
+# The official per-dataset settings (REFERENCE.md): mask weight, style weights per block,
+# discriminator, and initialisation.
+PRESETS = {
+    "colored": dict(mask_weight=0.1, style_weights=(0.05, 0.1, 0.01, 0.0), disc="linear", init="orthogonal", gain=0.1),
+    "double-colored": dict(
+        mask_weight=0.3, style_weights=(0.0, 0.05, 0.0, 0.05), disc="linear", init="orthogonal", gain=0.2
+    ),
+    "wildlife": dict(mask_weight=0.3, style_weights=(0.01, 0.05, 0.0, 0.01), disc="conv", init="normal", gain=0.03),
+}
+
+
+@dataclass
+class TrainConfig:
+    dataset: str
+    steps: int = 6000
+    batch_size: int = 32
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    mask_weight: float = 0.1
+    style_weights: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    disc: str = "linear"
+    init: str = "orthogonal"
+    gain: float = 0.1
+    features: str = "random"
+    seed: int = 0
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    max_minutes: float | None = 30.0
+    threads: int | None = None
+    mnist_dir: str | None = None
+    texture_dir: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def preset(cls, dataset: str, **overrides) -> "TrainConfig":
+        if dataset not in PRESETS:
+            raise ValueError(f"dataset must be one of {', '.join(PRESETS)}; got {dataset!r}")
+        return replace(cls(dataset=dataset, **PRESETS[dataset]), **overrides)
+
+
+def _to_gan(x: Tensor) -> Tensor:
+    return x * 2 - 1
+
+
+class Trainer:
+    """Holds models, optimisers and data; `step()` is one generator + one discriminator update."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path):
+        self.cfg = cfg
+        self.run_dir = run_dir
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        data = datasets.load(cfg.dataset, "train", cfg.mnist_dir, Path(cfg.texture_dir) if cfg.texture_dir else None)
+        self.images, self.labels = _to_gan(data.images), data.labels
+        self.model = MnistCGN(MnistCGNConfig(init_type=cfg.init, init_gain=cfg.gain))
+        self.disc = discriminator(cfg.disc)
+        self.features = feature_network(cfg.features)
+        self.opt_g = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.step_no = 0
+        self.seconds = 0.0
+
+    def generate(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        n = len(y)
+        u = torch.randn(n, self.model.config.latent_size, generator=self.gen)
+        off_f = torch.randint(0, self.model.image_size + 1, (n, 2), generator=self.gen)
+        off_b = torch.randint(0, self.model.image_size + 1, (n, 2), generator=self.gen)
+        mask = self.model.mask_from(y, u)
+        fg = self.model.texture_from(y, u, off_f)
+        bg = self.model.background_from(y, u, off_b)
+        return compose(mask, fg, bg), mask, fg, bg
+
+    def step(self) -> dict[str, float]:
+        cfg = self.cfg
+        idx = torch.randint(0, len(self.labels), (cfg.batch_size,), generator=self.gen)
+        x_real, y_real = self.images[idx], self.labels[idx]
+        y_gen = torch.randint(0, 10, (cfg.batch_size,), generator=self.gen)
+        ones, zeros = torch.ones(cfg.batch_size), torch.zeros(cfg.batch_size)
+
+        self.model.train()
+        self.opt_g.zero_grad(set_to_none=True)
+        x_gen, mask, _, _ = self.generate(y_gen)
+        losses = {
+            "adv": F.mse_loss(self.disc(x_gen, y_gen), ones),
+            "binary": cfg.mask_weight * binary_entropy_loss(mask),
+            "style": style_loss(self.features, x_gen, x_real, list(cfg.style_weights)),
+        }
+        sum(losses.values()).backward()
+        self.opt_g.step()
+
+        self.opt_d.zero_grad(set_to_none=True)
+        d_real = F.mse_loss(self.disc(x_real, y_real), ones)
+        d_fake = F.mse_loss(self.disc(x_gen.detach(), y_gen), zeros)
+        ((d_real + d_fake) / 2).backward()
+        self.opt_d.step()
+        self.step_no += 1
+        return {k: v.item() for k, v in losses.items()} | {"d_real": d_real.item(), "d_fake": d_fake.item()}
+
+    # checkpoints: weights as safetensors, optimiser/RNG state loaded with weights_only=True
+    def save_checkpoint(self) -> Path:
+        path = self.run_dir / "checkpoint"
+        path.mkdir(parents=True, exist_ok=True)
+        save_file(self.model.state_dict(), path / "model.safetensors")
+        save_file(self.disc.state_dict(), path / "discriminator.safetensors")
+        state = {
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "step": self.step_no,
+            "seconds": self.seconds,
+            "rng": self.gen.get_state(),
+        }
+        torch.save(state, path / "state.pt.tmp")
+        (path / "state.pt.tmp").replace(path / "state.pt")
+        (path / "config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
+        return path
+
+    def load_checkpoint(self) -> bool:
+        path = self.run_dir / "checkpoint"
+        if not (path / "state.pt").is_file():
+            return False
+        self.model.load_state_dict(load_file(path / "model.safetensors"))
+        self.disc.load_state_dict(load_file(path / "discriminator.safetensors"))
+        state = torch.load(path / "state.pt", weights_only=True)
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step_no, self.seconds = state["step"], state["seconds"]
+        self.gen.set_state(state["rng"])
+        return True
+
+    def sample_sheet(self, path: Path) -> None:
+        """Rows: composites, masks, foregrounds, backgrounds; one column per class, fixed seeds."""
+        self.model.eval()
+        labels, seeds = list(range(10)), list(range(10))
+        mask = self.model.shape(labels, seeds)["mask"]
+        fg = self.model.texture(labels, seeds)
+        bg = self.model.background(labels, seeds)
+        save_grid([compose(mask, fg, bg), mask.expand(-1, 3, -1, -1), fg, bg], path)
+        self.model.train()
+
+
+def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Trainer:
+    """Train until cfg.steps or cfg.max_minutes; checkpoints and sample sheets go to run_dir."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    trainer = Trainer(cfg, run_dir)
+    if resume and trainer.load_checkpoint():
+        print(f"resumed at step {trainer.step_no}")
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=cfg.steps, initial=trainer.step_no, disable=not progress, mininterval=5)
+    start = time.monotonic() - trainer.seconds
+    while trainer.step_no < cfg.steps:
+        stats = trainer.step()
+        trainer.seconds = time.monotonic() - start
+        bar.update(1)
+        if trainer.step_no % 50 == 0:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
+        if trainer.step_no % cfg.sample_every == 0:
+            trainer.sample_sheet(run_dir / "samples" / f"step_{trainer.step_no:06d}.png")
+        if trainer.step_no % cfg.checkpoint_every == 0:
+            trainer.save_checkpoint()
+        if cfg.max_minutes is not None and trainer.seconds > cfg.max_minutes * 60:
+            print(f"time budget of {cfg.max_minutes} min reached at step {trainer.step_no}")
+            break
+    bar.close()
+    trainer.save_checkpoint()
+    trainer.sample_sheet(run_dir / "samples" / "final.png")
+    return trainer

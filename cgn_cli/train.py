@@ -1,0 +1,58 @@
+"""`cgn train mnist|imagenet`."""
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from model_store.store import BUILTIN_DIR
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("train", help="train a CGN")
+    kinds = parser.add_subparsers(dest="family", required=True)
+    mnist = kinds.add_parser("mnist", help="train an MNIST CGN (colored, double-colored, wildlife)")
+    mnist.add_argument("--dataset", required=True, choices=["colored", "double-colored", "wildlife"])
+    mnist.add_argument("--steps", type=int, default=None, help="generator updates (default: preset)")
+    mnist.add_argument("--batch-size", type=int, default=None)
+    mnist.add_argument("--max-minutes", type=float, default=30.0, help="stop after this much training time")
+    mnist.add_argument("--features", default="random", choices=["random", "vgg16"], help="style-loss features")
+    mnist.add_argument("--seed", type=int, default=0)
+    mnist.add_argument("--threads", type=int, default=None, help="torch threads")
+    mnist.add_argument("--run-dir", type=Path, default=None, help="checkpoints and sample sheets (default runs/)")
+    mnist.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    mnist.add_argument("--store", type=Path, default=BUILTIN_DIR, help="model-store root to write the model into")
+    mnist.add_argument("--no-export", action="store_true", help="train only; do not write a model-store entry")
+    mnist.add_argument("--mnist-dir", default=None, help="directory of standard MNIST IDX files")
+    mnist.add_argument("--texture-dir", default=None, help="Wildlife textures: object/ and background/ images")
+    mnist.set_defaults(func=run_mnist)
+    try:
+        from cgn.imagenet.train import add_imagenet_parser
+    except ImportError:
+        return
+    add_imagenet_parser(kinds)
+
+
+def run_mnist(args: argparse.Namespace) -> int:
+    from cgn.mnist.train import TrainConfig, train
+    from model_store.mnist import export
+
+    overrides = {"seed": args.seed, "features": args.features, "max_minutes": args.max_minutes}
+    overrides |= {"mnist_dir": args.mnist_dir, "texture_dir": args.texture_dir, "threads": args.threads}
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if args.batch_size is not None:
+        overrides["batch_size"] = args.batch_size
+    cfg = TrainConfig.preset(args.dataset, **overrides)
+    run_dir = args.run_dir or Path("runs") / f"mnist-{args.dataset}"
+    trainer = train(cfg, run_dir, resume=args.resume)
+    report = {"steps": trainer.step_no, "seconds": round(trainer.seconds, 1), "run_dir": str(run_dir)}
+    print(json.dumps(report))
+    if not args.no_export:
+        training = {"command": "cgn " + shlex.join(sys.argv[1:]), "config": asdict(cfg)} | report
+        texture_dir = Path(args.texture_dir) if args.texture_dir else None
+        path = export(trainer.model.eval(), args.dataset, args.store, training, texture_dir)
+        print(f"wrote {path}")
+    return 0
