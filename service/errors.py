@@ -95,8 +95,36 @@ def _field(loc: tuple | list) -> str:
     return ".".join(parts) or "body"
 
 
+UNION_TAGS = {"int", "str", "constrained-str", "constrained-int", "AssetRef", "float", "constrained-float", "bool"}
+TAG_WORDS = {"int": "a class id (integer)", "constrained-int": "an integer", "str": "a name",
+             "constrained-str": "a name (1-200 characters)", "AssetRef": '{"asset": NAME}', "float": "a number",
+             "constrained-float": "a number", "bool": "a boolean"}  # fmt: skip
+
+
+def _collapse_unions(errors: list[dict]) -> list[dict]:
+    """pydantic reports one error per union member; say once what the field accepts."""
+    out: list[dict] = []
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        if loc and loc[-1] in UNION_TAGS:
+            base = loc[:-1]
+            prev = out[-1] if out and tuple(out[-1]["loc"]) == base and out[-1].get("_union") else None
+            if prev is None:
+                prev = {"loc": base, "type": "union", "_union": [], "ctx": {}}
+                out.append(prev)
+            prev["_union"].append(loc[-1])
+            continue
+        out.append(e)
+    for e in out:
+        if "_union" in e:
+            words = [TAG_WORDS.get(t, t) for t in e.pop("_union")]
+            e["msg"] = "expected " + " or ".join(dict.fromkeys(words))
+            e["ctx"] = {"expected": " | ".join(dict.fromkeys(words))}
+    return out
+
+
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = exc.errors()
+    errors = _collapse_unions(list(exc.errors()))
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request", "type": "invalid"}
     if first.get("type") == "json_invalid":
         err = InvalidInput(f"body: malformed JSON: {first.get('ctx', {}).get('error', first['msg'])}", "body")

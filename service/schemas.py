@@ -73,6 +73,9 @@ class SamplesRequest(BaseModel):
     model: Name | None = None
     n: Annotated[StrictInt, Field(ge=1, description="samples; at most CGN_MAX_SAMPLES")]
     seed: Seed = Field(0, description="sample i's labels and seeds derive from (seed, i) only")
+    start: Annotated[StrictInt, Field(ge=0, le=2**62)] = Field(
+        0, description="index of the first sample: the response holds samples start..start+n-1 of the stream"
+    )
     policy: Literal["uniform", "same"] = Field(
         "uniform", description="uniform: labels drawn independently per mechanism; same: one label for all three"
     )

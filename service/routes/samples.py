@@ -36,7 +36,7 @@ async def samples(req: SamplesRequest, services: Services = Depends(get_services
     fixed = tuple(fixed_label(manifest, m, given[m]) for m in MECHANISMS)
     classes = tuple(len(manifest.vocabulary[m]) for m in MECHANISMS)
     try:
-        p = plan(req.seed, 0, req.n, classes, req.policy, fixed, req.cfs_per_shape)
+        p = plan(req.seed, req.start, req.start + req.n, classes, req.policy, fixed, req.cfs_per_shape)
     except ValueError as exc:
         raise InvalidInput(str(exc), None) from exc
     loaded = await loaded_model(services, name)
@@ -48,6 +48,7 @@ async def samples(req: SamplesRequest, services: Services = Depends(get_services
         "model": name,
         "n": req.n,
         "seed": req.seed,
+        "start": req.start,
         "mechanisms": list(MECHANISMS),
     }
     return Response(encode_samples(arrays, meta), media_type=SAMPLES_MEDIA_TYPE, headers={"X-CGN-Model": name})
