@@ -73,7 +73,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if scope["method"] in ("POST", "PUT", "PATCH"):
+        if scope["method"] in ("POST", "PUT", "PATCH") and scope["path"] not in FORM_PATHS:
             _json_by_default(scope, headers)
         rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
@@ -92,7 +92,7 @@ class RequestContext:
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > limit:
-                        raise _BodyTooLarge()
+                        raise errors.BodyTooLarge(limit)
                 return message
 
             async def send_with_id(message: Message) -> None:
@@ -104,8 +104,9 @@ class RequestContext:
 
             try:
                 await self.app(scope, limited_receive, send_with_id)
-            except _BodyTooLarge:
-                await self._too_large(scope, send, rid, limit, status)
+            except errors.BodyTooLarge:  # raised outside a route's body parsing
+                if status["code"] == 500:
+                    await self._too_large(scope, send, rid, limit, status)
         route = scope.get("route")
         path = getattr(route, "path", None) or "unmatched"
         elapsed = time.perf_counter() - start
@@ -126,6 +127,7 @@ class RequestContext:
 
 
 FORM_TYPES = (b"", b"application/x-www-form-urlencoded")
+FORM_PATHS = ("/assets",)  # the only form (multipart) endpoint
 
 
 def _json_by_default(scope: Scope, headers: dict[bytes, bytes]) -> None:
@@ -135,10 +137,6 @@ def _json_by_default(scope: Scope, headers: dict[bytes, bytes]) -> None:
         rest = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
         scope["headers"] = [*rest, (b"content-type", b"application/json")]
         headers[b"content-type"] = b"application/json"
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _noop_receive() -> Message:

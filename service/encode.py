@@ -32,7 +32,7 @@ def encode_image(chw: np.ndarray, fmt: str) -> bytes:
     if fmt == "png":
         img.save(buf, "PNG")
     else:
-        img.save(buf, "JPEG", quality=JPEG_QUALITY)
+        img.save(buf, "JPEG", quality=JPEG_QUALITY, subsampling=0)  # 4:4:4: tiny images keep their colours
     return buf.getvalue()
 
 

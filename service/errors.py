@@ -82,6 +82,14 @@ class NotReady(APIError):
     type = "not_ready"
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while reading a body past the limit; an HTTPException so FastAPI's body parsing lets it through."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"body: request body is larger than {limit} bytes")
+        self.limit = limit
+
+
 def error_response(request: Request, err: APIError) -> JSONResponse:
     body = err.body()
     rid = getattr(request.state, "request_id", None)
@@ -106,13 +114,14 @@ def _collapse_unions(errors: list[dict]) -> list[dict]:
     out: list[dict] = []
     for e in errors:
         loc = tuple(e.get("loc", ()))
-        if loc and loc[-1] in UNION_TAGS:
-            base = loc[:-1]
-            prev = out[-1] if out and tuple(out[-1]["loc"]) == base and out[-1].get("_union") else None
+        at = next((i for i, part in enumerate(loc) if i > 0 and part in UNION_TAGS), None)
+        if at is not None:
+            base = loc[:at]
+            prev = out[-1] if out and tuple(out[-1]["loc"]) == base and "_union" in out[-1] else None
             if prev is None:
                 prev = {"loc": base, "type": "union", "_union": [], "ctx": {}}
                 out.append(prev)
-            prev["_union"].append(loc[-1])
+            prev["_union"].append(loc[at])
             continue
         out.append(e)
     for e in out:
@@ -124,21 +133,22 @@ def _collapse_unions(errors: list[dict]) -> list[dict]:
 
 
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = _collapse_unions(list(exc.errors()))
+    raw = list(exc.errors())
+    errors = _collapse_unions(raw)
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request", "type": "invalid"}
     if first.get("type") == "json_invalid":
         err = InvalidInput(f"body: malformed JSON: {first.get('ctx', {}).get('error', first['msg'])}", "body")
         err.type = "malformed_json"
         return error_response(request, err)
-    details = [{"field": _field(e["loc"]), "message": e["msg"]} for e in errors]
+    details = [{"field": _field(e["loc"]), "message": e["msg"]} for e in raw]
     field = _field(first["loc"])
     allowed = None
     ctx = first.get("ctx") or {}
     if "expected" in ctx:
         allowed = str(ctx["expected"])
     msg = f"{field}: {first['msg']}"
-    if len(details) > 1:
-        msg += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''})"
+    if len(errors) > 1:
+        msg += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return error_response(request, InvalidInput(msg, field, allowed=allowed, details=_jsonable(details)))
 
 
@@ -157,6 +167,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, BodyTooLarge):
+            return error_response(request, PayloadTooLarge(str(exc.detail), "body", limit=exc.limit))
         kinds = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "payload_too_large"}
         err = APIError(str(exc.detail), status=exc.status_code)
         err.type = kinds.get(exc.status_code, "http_error")

@@ -1,0 +1,95 @@
+"""Real servers for the service and client tests: `cgn serve` in a subprocess, or uvicorn in a thread."""
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def random_mnist_model(root: Path, name: str = "mnist-test", seed: int = 0) -> Path:
+    """The shared fixture helper of tests/conftest.py (loaded by path: conftest modules are not importable)."""
+    spec = importlib.util.spec_from_file_location("_cgn_root_conftest", REPO / "tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.random_mnist_model(root, name, seed)
+
+
+def wait_ready(url: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready in {timeout} s")
+
+
+class ServerProcess:
+    """`python -m cgn_cli.main serve` with CGN_* settings from `env`: the real entry point."""
+
+    def __init__(self, env: dict[str, str], log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env, "CGN_HOST": "127.0.0.1", "CGN_PORT": str(self.port)}
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ServerProcess":
+        out = open(self.log, "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cgn_cli.main", "serve"], cwd=REPO, env=self.env, stdout=out, stderr=out
+        )
+        wait_ready(self.url, proc=self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class ThreadServer:
+    """A real uvicorn server on a free port, in a thread of the test process (cheap to start)."""
+
+    def __init__(self, settings):
+        import uvicorn
+
+        from service.app import create_app
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> "ThreadServer":
+        self.thread.start()
+        wait_ready(self.url)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
