@@ -1,7 +1,7 @@
 """Batch jobs from the SDK: submit, follow, download shards, and read them as a torch Dataset.
 
-Works on any `httpx.Client` whose base_url points at the service (and that carries the API key);
-`CGNClient.submit_batch(...)` passes its own. Shard readers here are independent of server code.
+`CGNClient.submit_batch(...)` and `AsyncCGNClient.submit_batch(...)` land here; any httpx client whose
+base_url points at the service also works. Shard readers here are independent of server code.
 """
 
 import io
@@ -170,10 +170,8 @@ class BatchJob:
         return shard_dataset(paths, output=output, transform=transform)
 
 
-def submit_batch(
-    http: httpx.Client,
-    n: int | None = None,
-    *,
+def _body(
+    n: int | None,
     model: str | None = None,
     seed: int = 0,
     policy: str = "uniform",
@@ -185,8 +183,7 @@ def submit_batch(
     outputs: Sequence[str] = ("composite",),
     shard_size: int | None = None,
     format: str = "npz",
-) -> BatchJob:
-    """POST /batches. Sample i's labels and seeds come from (seed, i) alone; the job runs on the workers."""
+) -> dict[str, Any]:
     body: dict[str, Any] = {"seed": seed, "policy": policy, "cfs_per_shape": cfs_per_shape}
     body.update(outputs=list(outputs), format=format)
     for key, value in (("n", n), ("model", model), ("shape", shape), ("texture", texture), ("bg", bg)):
@@ -196,18 +193,109 @@ def submit_batch(
         body["labels"] = [list(row) for row in labels]
     if shard_size is not None:
         body["shard_size"] = shard_size
-    info = _request(http, "POST", "/batches", json=body, retries=0).json()
+    return body
+
+
+def _http_of(client: Any) -> Any:
+    """A CGNClient/AsyncCGNClient (its httpx client carries base_url and the API key), or an httpx client."""
+    return getattr(client, "_http", client)
+
+
+def submit_batch(client: Any, n: int | None = None, **options: Any) -> BatchJob:
+    """POST /batches -> BatchJob. Options: model, seed, policy ("uniform" or "same"), shape, texture, bg
+    (fixed labels, ids or names), labels (explicit [shape, texture, bg] rows), cfs_per_shape, outputs,
+    shard_size, format ("npz" or "wds"). Sample i's labels and seeds come from (seed, i) alone."""
+    http = _http_of(client)
+    info = _request(http, "POST", "/batches", json=_body(n, **options), retries=0).json()
     return BatchJob(http, info["id"], info)
 
 
-def batch_job(http: httpx.Client, job_id: str) -> BatchJob:
-    job = BatchJob(http, job_id)
+async def _arequest(http: httpx.AsyncClient, method: str, path: str, retries: int = 5, **kw) -> httpx.Response:
+    import asyncio
+
+    delay = 0.25
+    for attempt in range(retries + 1):
+        try:
+            response = await http.request(method, path, **kw)
+        except httpx.TransportError as exc:
+            if attempt == retries:
+                raise APIConnectionError(f"{method} {path}: {exc}", getattr(exc, "request", None)) from exc
+            await asyncio.sleep(delay)
+            delay = min(4.0, delay * 2)
+            continue
+        if response.status_code in RETRY_STATUS and attempt < retries:
+            after = response.headers.get("retry-after", "")
+            await asyncio.sleep(min(30.0, float(after)) if after.replace(".", "", 1).isdigit() else delay)
+            delay = min(4.0, delay * 2)
+            continue
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+    raise AssertionError("unreachable")
+
+
+class AsyncBatchJob:
+    """The asyncio twin of BatchJob (status, cancel, wait, shard, iter_shards)."""
+
+    def __init__(self, http: httpx.AsyncClient, job_id: str, info: dict[str, Any] | None = None, poll_s: float = 0.5):
+        self.http, self.id, self.info, self.poll_s = http, job_id, info or {}, poll_s
+
+    async def status(self) -> dict[str, Any]:
+        self.info = (await _arequest(self.http, "GET", f"/batches/{self.id}")).json()
+        return self.info
+
+    async def cancel(self) -> dict[str, Any]:
+        self.info = (await _arequest(self.http, "DELETE", f"/batches/{self.id}")).json()
+        return self.info
+
+    async def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        import asyncio
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (s := await self.status())["state"] not in TERMINAL:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"batch job {self.id} still {s['state']} after {timeout}s")
+            await asyncio.sleep(self.poll_s)
+        if s["state"] != "completed":
+            raise BatchJobError(f"batch job {self.id} {s['state']}: {s.get('errors', [])[-3:]}", s)
+        return s
+
+    async def shard(self, k: int) -> Shard:
+        r = await _arequest(self.http, "GET", f"/batches/{self.id}/shards/{k}")
+        fmt = self.info.get("format") or (await self.status())["format"]
+        return Shard(k, _shard_name(k, fmt), fmt, r.content)
+
+    async def iter_shards(self):
+        import asyncio
+
+        seen: set[int] = set()
+        while True:
+            s = await self.status()
+            fresh = [sh["index"] for sh in s["shards"] if sh["index"] not in seen]
+            for k in fresh:
+                seen.add(k)
+                yield await self.shard(k)
+            if s["state"] in TERMINAL and not fresh:
+                return
+            if not fresh:
+                await asyncio.sleep(self.poll_s)
+
+
+async def asubmit_batch(client: Any, n: int | None = None, **options: Any) -> AsyncBatchJob:
+    http = _http_of(client)
+    info = (await _arequest(http, "POST", "/batches", json=_body(n, **options), retries=0)).json()
+    return AsyncBatchJob(http, info["id"], info)
+
+
+def batch_job(client: Any, job_id: str) -> BatchJob:
+    """Reattach to a job by id (from another process, or after a restart)."""
+    job = BatchJob(_http_of(client), job_id)
     job.status()
     return job
 
 
-def list_batches(http: httpx.Client, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-    return _request(http, "GET", "/batches", params={"limit": limit, "offset": offset}).json()["jobs"]
+def list_batches(client: Any, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    return _request(_http_of(client), "GET", "/batches", params={"limit": limit, "offset": offset}).json()["jobs"]
 
 
 # ---- shard files --------------------------------------------------------------------------------
