@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cgn_client import CGNClient
 
 from model_store import ModelStore
 from service.batch.queue import BatchQueue, QueueConfig
@@ -70,17 +71,20 @@ class Stack:
         return subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=log, stderr=log)
 
     def start_api(self) -> None:
+        """Spawn the API; `client()` waits for it (so workers can start meanwhile)."""
         self.api = self._spawn(["serve", "--port", str(self.port)], "api")
-        deadline = time.monotonic() + 60
+
+    def client(self) -> CGNClient:
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.api.poll() is not None:
                 raise RuntimeError(f"API exited with {self.api.returncode}:\n{self.log_tail()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
+                    return CGNClient(self.url)
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError("API did not come up in 60s")
+        raise RuntimeError("API did not come up in 90s")
 
     def kill_api(self) -> None:
         self.api.kill()

@@ -12,7 +12,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from cgn_client import CGNClient, InvalidRequestError, NotFoundError, OverloadedError, UnknownNameError
+from cgn_client import InvalidRequestError, NotFoundError, OverloadedError, UnknownNameError
 from cgn_client.batch import BatchJobError, batch_job
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ def test_happy_path_two_workers_npz_and_webdataset(stack, tmp_path):
     stack.start_worker()
     stack.start_worker()
     stack.start_api()
-    client = CGNClient(stack.url)
+    client = stack.client()
     job = client.submit_batch(40, seed=7, shard_size=8, cfs_per_shape=2, outputs=["composite", "mask"])
     assert job.info["state"] in ("queued", "running") and job.info["num_shards"] == 5
     wds = client.submit_batch(12, seed=3, shard_size=5, format="wds", texture="color-4")
@@ -62,7 +62,7 @@ def test_happy_path_two_workers_npz_and_webdataset(stack, tmp_path):
 def test_worker_sigkill_mid_chunk_is_redelivered(stack):
     stack.start_api()
     victim = stack.start_worker("--batch-size", "2")
-    client = CGNClient(stack.url)
+    client = stack.client()
     job = client.submit_batch(96, seed=11, shard_size=32)
     stack.wait_for(lambda: stack.pending() > 0, what="the worker to take a chunk")
     taken = stack.queue.r.xpending_range(stack.queue.stream, "workers", "-", "+", 10)
@@ -80,7 +80,7 @@ def test_redis_killed_and_restarted_mid_job(stack):
     stack.start_worker("--batch-size", "4")
     stack.start_worker("--batch-size", "4")
     stack.start_api()
-    job = CGNClient(stack.url).submit_batch(160, seed=5, shard_size=16, format="wds")
+    job = stack.client().submit_batch(160, seed=5, shard_size=16, format="wds")
     stack.wait_for(lambda: stack.queue.status(job.id)["done"] >= 16, what="a first shard")
     stack.redis.kill()
     time.sleep(1.0)
@@ -93,13 +93,13 @@ def test_redis_killed_and_restarted_mid_job(stack):
 def test_api_restarted_mid_job_keeps_status(stack):
     stack.start_api()
     stack.start_worker("--batch-size", "4")
-    client = CGNClient(stack.url)
+    client = stack.client()
     job = client.submit_batch(96, seed=9, shard_size=16)
     stack.wait_for(lambda: stack.queue.status(job.id)["done"] >= 16, what="a first shard")
     stack.kill_api()
     done_before = stack.queue.status(job.id)["done"]
     stack.start_api()
-    again = batch_job(CGNClient(stack.url), job.id)  # a new client process would do just this
+    again = batch_job(stack.client(), job.id)  # a new client process would do just this
     assert again.info["done"] >= done_before and again.info["n"] == 96
     assert again.wait(timeout=120)["done"] == 96
     stack.check(job.id)
@@ -108,7 +108,7 @@ def test_api_restarted_mid_job_keeps_status(stack):
 def test_cancel_stops_work_and_keeps_what_was_written(stack):
     stack.start_api()
     stack.start_worker("--batch-size", "4")
-    client = CGNClient(stack.url)
+    client = stack.client()
     job = client.submit_batch(400, seed=2, shard_size=16)
     stack.wait_for(lambda: stack.queue.status(job.id)["done"] >= 16, what="a first shard")
     assert job.cancel()["state"] == "cancelled"
@@ -135,7 +135,7 @@ def test_cancel_stops_work_and_keeps_what_was_written(stack):
 def test_bad_requests_get_4xx_with_a_message(make_stack):
     stack = make_stack(batch_max_n=500, batch_max_shards=20, batch_max_queued_samples=600)
     stack.start_api()
-    client = CGNClient(stack.url)
+    client = stack.client()
     url = f"{stack.url}/batches"
 
     def refused(body, status, field=None, words=()):
@@ -196,7 +196,7 @@ def test_bad_requests_get_4xx_with_a_message(make_stack):
 def test_sigterm_releases_or_finishes_the_chunk_in_hand(make_stack):
     stack = make_stack(batch_visibility_timeout_s=60)  # only a release can make a chunk come back quickly
     stack.start_api()
-    job = CGNClient(stack.url).submit_batch(96, seed=13, shard_size=32)
+    job = stack.client().submit_batch(96, seed=13, shard_size=32)
     quick = stack.start_worker("--batch-size", "2", "--grace", "0")
     holder = stack.wait_for(lambda: stack.holders(), what="a chunk in hand")
     quick.send_signal(signal.SIGTERM)
@@ -209,14 +209,14 @@ def test_sigterm_releases_or_finishes_the_chunk_in_hand(make_stack):
     status = stack.queue.status(job.id)
     assert status["done"] == 32 and status["done_shards"] == [0]  # finished the chunk in hand, took no other
     stack.start_worker()
-    assert batch_job(CGNClient(stack.url), job.id).wait(timeout=120)["done"] == 96
+    assert batch_job(stack.client(), job.id).wait(timeout=120)["done"] == 96
     stack.check(job.id)
 
 
 def test_poison_chunk_fails_the_job_after_max_deliveries(make_stack):
     stack = make_stack(batch_max_deliveries=2)
     stack.start_api()
-    job = CGNClient(stack.url).submit_batch(8, seed=1, shard_size=4)
+    job = stack.client().submit_batch(8, seed=1, shard_size=4)
     (stack.model_root / "mnist-test" / "model.safetensors").write_bytes(b"corrupted")  # every load now fails
     stack.start_worker()
     with pytest.raises(BatchJobError) as exc:
