@@ -251,9 +251,33 @@ def _error_text(response: httpx.Response) -> str:
     return json.dumps(response.json())
 
 
+def _readme_docker_examples() -> tuple[dict, str]:
+    """The README's Docker quick start: the JSON body of its curl call and its SDK block."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("\n## Docker\n") :]
+    section = section[: section.index("\n## ", 1)]
+    body = re.search(r"curl [^\n]*?/counterfactual.*?-d '([^']+)'", section, re.S)
+    sdk = re.search(r"```python\n(.*?)```", section, re.S)
+    assert body and sdk, "README's Docker section lost its curl or SDK example"
+    return json.loads(body.group(1)), sdk.group(1)
+
+
 def test_compose_services_serve_the_example_and_a_batch_job(deployment: Deployment, imagenet_mirror: str):
     d = deployment
+    quick_start, sdk = _readme_docker_examples()
     with httpx.Client(base_url=d.api_url, timeout=60) as http:
+        # --- the README's quick start on the built-in models: a PNG from the default model
+        r = http.post("/counterfactual", json=quick_start)
+        assert r.status_code == 200, r.text
+        assert r.content[:8] == b"\x89PNG\r\n\x1a\n"
+        assert r.headers["x-cgn-model"] == d.env("api").get("CGN_DEFAULT_MODEL", "mnist-wildlife")
+        code = (
+            sdk.replace("http://localhost:8000", d.api_url)
+            + "\nassert cf.image.size[0] > 0 and batch.images.shape[0] == 256\n"
+        )
+        ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, ran.stderr
+
         # --- the user's example on a deployment with only the built-in models: a clear 4xx (docs/service.md)
         r = http.post("/counterfactual", json=EXAMPLE)
         assert r.status_code == 422, r.text

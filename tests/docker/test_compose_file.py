@@ -7,6 +7,7 @@ import re
 
 import jsonschema
 import pytest
+import yaml
 from dockerspec import (
     COMPOSE,
     COMPOSE_GPU,
@@ -65,6 +66,25 @@ def test_schema_check_catches_broken_files(validator, breakage):
     doc = copy.deepcopy(compose_config(COMPOSE, COMPOSE_GPU))
     breakage(doc)
     assert _errors(validator, doc)
+
+
+def test_compose_snippets_in_the_deploy_docs_are_valid_overrides(validator):
+    """The yaml blocks of docs/deploy.md (e.g. one worker per GPU) are overrides that keep the file valid."""
+    text = (COMPOSE.parent / "docs" / "deploy.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert blocks
+    for block in blocks:
+        doc = _merge_override(compose_config(COMPOSE, COMPOSE_GPU), yaml.safe_load(block))
+        assert _errors(validator, doc) == [], block
+        for name, svc in yaml.safe_load(block)["services"].items():
+            base = svc.get("extends", {}).get("service", name)
+            assert base in doc["services"], f"docs/deploy.md extends an unknown service {base!r}"
+
+
+def _merge_override(base: object, over: object) -> object:
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merge_override(base[k], v) if k in base else v for k, v in over.items()}}
+    return over
 
 
 def test_interpolation_follows_compose_rules():
