@@ -9,11 +9,11 @@ from model_store import LoadedModel
 from service.deps import Services
 from service.errors import InvalidInput, Overloaded
 from service.resolve import OVERRIDE_KEY, Pick
-from service.runner import BatchKey, QueueFull, Work
+from service.runner import BatchKey, QueueFull, Work, supports_truncation
 
 
 def check_truncation(loaded: LoadedModel, truncation: float | None) -> None:
-    if truncation is not None and not hasattr(loaded.model, "truncation"):
+    if truncation is not None and not supports_truncation(loaded.model):
         raise InvalidInput(
             f"truncation: model {loaded.manifest.name!r} ({loaded.manifest.architecture}) takes no truncation",
             "truncation",

@@ -11,11 +11,13 @@ sample of a batch job has the same bytes as the same sample served here.
 """
 
 import concurrent.futures
+import contextlib
+import dataclasses
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,16 +54,27 @@ def generate(
     seeds_t = torch.as_tensor(np.ascontiguousarray(seeds), dtype=torch.long)
     device = next(model.parameters()).device
     ov = {k: v.to(device) for k, v in (overrides or {}).items()}
-    if truncation is not None and hasattr(model, "truncation"):
-        previous = model.truncation
-        model.truncation = truncation
-        try:
-            out = counterfactuals(model, labels_t, seeds_t, outputs, ov)
-        finally:
-            model.truncation = previous
-    else:
+    with truncated(model, truncation):
         out = counterfactuals(model, labels_t, seeds_t, outputs, ov)
     return {k: to_uint8(v).numpy() for k, v in out.items()}
+
+
+def supports_truncation(model: torch.nn.Module) -> bool:
+    return hasattr(getattr(model, "config", None), "truncation")
+
+
+@contextlib.contextmanager
+def truncated(model: torch.nn.Module, truncation: float | None) -> Iterator[None]:
+    """Run with another BigGAN truncation (config.truncation); only the model owner's thread calls this."""
+    if truncation is None or not supports_truncation(model) or model.config.truncation == truncation:
+        yield
+        return
+    previous = model.config
+    model.config = dataclasses.replace(previous, truncation=truncation)
+    try:
+        yield
+    finally:
+        model.config = previous
 
 
 @dataclass(frozen=True)
