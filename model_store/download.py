@@ -145,7 +145,7 @@ def _write_body(url: str, response: httpx.Response, part: Path, offset: int, pro
     total = offset + int(length) if length is not None else None
     done = offset
     with open(part, "ab" if resumed else "wb") as f:
-        for block in response.iter_bytes(CHUNK):
+        for block in response.iter_bytes():  # unbuffered: keep every byte that arrived
             f.write(block)
             done += len(block)
             if progress:
