@@ -69,3 +69,21 @@ def thread_server(store_root: Path, tmp_path_factory: pytest.TempPathFactory):
     yield make
     for s in started:
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def imagenet_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A deployment with mnist-test (the default) and a random tiny ImageNet CGN installed as imagenet-cgn."""
+    imagenet = pytest.importorskip("cgn.imagenet.model", reason="the ImageNet CGN (cgn.imagenet) is not importable")
+    from model_store import save_model
+    from model_store.official import imagenet_manifest
+
+    root = tmp_path_factory.mktemp("imagenet-store") / "models"
+    random_mnist_model(root)
+    model = imagenet.ImagenetCGN(imagenet.ImagenetCGNConfig.tiny()).init_random_(0).eval()
+    manifest = imagenet_manifest("imagenet-cgn", model.config.to_dict(), {}, "random tiny ImageNet CGN, for tests")
+    save_model(root, manifest, model.state_dict())
+    tmp = tmp_path_factory.mktemp("imagenet-server")
+    srv = ThreadServer(settings_for(root, tmp, models=["imagenet-cgn"])).start()
+    yield srv.url
+    srv.stop()

@@ -3,31 +3,15 @@
 import base64
 import io
 import json
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from servers import random_mnist_model
 
 pytestmark = pytest.mark.slow
-imagenet = pytest.importorskip("cgn.imagenet.model", reason="the ImageNet CGN (cgn.imagenet) is not importable")
 
 USER_EXAMPLE = {"shape": "cow", "texture": "elephant", "bg": "moon"}
-
-
-@pytest.fixture(scope="module")
-def imagenet_url(thread_server, tmp_path_factory: pytest.TempPathFactory) -> str:
-    from model_store import save_model
-    from model_store.official import imagenet_manifest
-
-    root: Path = tmp_path_factory.mktemp("imagenet-store") / "models"
-    random_mnist_model(root)  # the default model stays MNIST: the example is routed by its words
-    model = imagenet.ImagenetCGN(imagenet.ImagenetCGNConfig.tiny()).init_random_(0).eval()
-    manifest = imagenet_manifest("imagenet-cgn", model.config.to_dict(), {}, "random tiny ImageNet CGN, for tests")
-    save_model(root, manifest, model.state_dict())
-    return thread_server(model_store=root, models=["imagenet-cgn"]).url
 
 
 def test_user_example_resolves_ox_elephant_moon(imagenet_url):
