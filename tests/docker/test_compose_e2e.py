@@ -29,7 +29,17 @@ import httpx
 import numpy as np
 import pytest
 from conftest import free_port
-from dockerspec import ROOT, as_argv, compose_config, copy_sources, healthcheck_argv, image_env, parse_dockerfile
+from dockerspec import (
+    COMPOSE,
+    COMPOSE_GPU,
+    ROOT,
+    as_argv,
+    compose_config,
+    copy_sources,
+    healthcheck_argv,
+    image_env,
+    parse_dockerfile,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -58,58 +68,68 @@ def _missing() -> list[str]:
 
 
 class Deployment:
-    """The compose project run as plain processes; `run(service, argv)` is `docker compose run --rm`."""
+    """The compose project run as plain processes. An instance is a service name, or `worker#2` for the second
+    container of `--scale worker=2`; `run(service, argv)` is `docker compose run --rm`."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, files: tuple[Path, ...] = (COMPOSE,)):
         self.root = root
-        self.config = compose_config()
+        self.config = compose_config(*files)
         self.services = self.config["services"]
         self.stages = parse_dockerfile()
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
+        self.ports: dict[tuple[str, int], int] = {}  # (instance, container port) -> free port here
         self.app_dir = root / "app"  # the containers' working directory: no .env there, as in the image
         self.home = root / "home"
         for d in (self.app_dir, self.home):
             d.mkdir(parents=True)
-        self.ports = {(name, p): free_port() for name, svc in self.services.items() for p in self._ports(svc)}
 
     # ---- the mapping Docker would do --------------------------------------------------------------
-    def _ports(self, svc: dict) -> set[int]:
-        """Ports a service listens on inside its container: published ones, --*port options, *_PORT variables."""
+    @staticmethod
+    def service_of(instance: str) -> str:
+        return instance.split("#")[0]
+
+    def listens_on(self, instance: str) -> set[int]:
+        """Ports a container listens on: published ones, values of --*port options, *_PORT variables."""
+        svc = self.services[self.service_of(instance)]
         found = {int(str(p).split(":")[-1]) for p in svc.get("ports") or []}
         argv = as_argv(svc.get("command"))
         found |= {int(v) for k, v in zip(argv, argv[1:], strict=False) if k.startswith("--") and k.endswith("port")}
         found |= {int(v) for k, v in (svc.get("environment") or {}).items() if k.endswith("_PORT")}
         return found
 
+    def port(self, instance: str, container_port: int) -> int | None:
+        if container_port not in self.listens_on(instance):
+            return None
+        return self.ports.setdefault((instance, container_port), free_port())
+
     def volume(self, name: str) -> Path:
         path = self.root / "volumes" / name
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def mounts(self, service: str) -> dict[str, Path]:
+    def mounts(self, instance: str) -> dict[str, Path]:
         out = {}
-        for v in self.services[service].get("volumes") or []:
+        for v in self.services[self.service_of(instance)].get("volumes") or []:
             source, target = v.split(":")[:2]
             out[target] = self.volume(source)
         return out
 
-    def remap(self, service: str, value: str) -> str:
-        for target, path in sorted(self.mounts(service).items(), key=lambda kv: -len(kv[0])):
+    def remap(self, instance: str, value: str) -> str:
+        for target, path in sorted(self.mounts(instance).items(), key=lambda kv: -len(kv[0])):
             if value == target or value.startswith(target + "/"):
                 value = str(path) + value[len(target) :]
                 break
 
         def host_port(m: re.Match) -> str:
             host, port = m.group(1), int(m.group(2))
-            owner = host if host in self.services else service if host in LOCAL else None
-            if owner is None or (owner, port) not in self.ports:
-                return m.group(0)
-            return f"127.0.0.1:{self.ports[(owner, port)]}"
+            owner = host if host in self.services else instance if host in LOCAL else None
+            mapped = self.port(owner, port) if owner else None
+            return m.group(0) if mapped is None else f"127.0.0.1:{mapped}"
 
         value = re.sub(r"([A-Za-z0-9_.-]+):(\d{2,5})\b", host_port, value)
-        if value.isdigit() and (service, int(value)) in self.ports:
-            value = str(self.ports[(service, int(value))])
+        if value.isdigit() and self.port(instance, int(value)) is not None:
+            value = str(self.port(instance, int(value)))
         return "127.0.0.1" if value == "0.0.0.0" else value
 
     def executable(self, name: str) -> list[str]:
@@ -126,42 +146,46 @@ class Deployment:
         assert found, f"{name} is not installed here"
         return [found]
 
-    def argv(self, service: str, argv: list[str]) -> list[str]:
-        return self.executable(argv[0]) + [self.remap(service, a) for a in argv[1:]]
+    def argv(self, instance: str, argv: list[str]) -> list[str]:
+        return self.executable(argv[0]) + [self.remap(instance, a) for a in argv[1:]]
 
-    def env(self, service: str) -> dict[str, str]:
-        svc = self.services[service]
+    def env(self, instance: str) -> dict[str, str]:
+        svc = self.services[self.service_of(instance)]
         env = {"PATH": f"{sysconfig.get_path('scripts')}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
         env |= {"HOME": str(self.home), "LANG": "C.UTF-8"}
         if "build" in svc:
             env |= image_env(self.stages[svc["build"]["target"]])
         env |= {k: str(v) for k, v in (svc.get("environment") or {}).items()}
-        return {k: self.remap(service, v) for k, v in env.items()}
+        return {k: self.remap(instance, v) for k, v in env.items()}
 
     # ---- lifecycle ---------------------------------------------------------------------------------
-    def start(self, service: str, extra: tuple[str, ...] = ()) -> None:
-        argv = self.argv(service, as_argv(self.services[service]["command"])) + list(extra)
-        log = self.root / f"{service}.log"
-        self.logs[service] = log
+    def start(self, instance: str, extra: tuple[str, ...] = ()) -> None:
+        command = as_argv(self.services[self.service_of(instance)]["command"])
+        log = self.root / f"{instance.replace('#', '-')}.log"
+        self.logs[instance] = log
         with open(log, "wb") as out:
-            self.procs[service] = subprocess.Popen(
-                argv, env=self.env(service), cwd=self.app_dir, stdout=out, stderr=subprocess.STDOUT
+            self.procs[instance] = subprocess.Popen(
+                self.argv(instance, command) + list(extra),
+                env=self.env(instance),
+                cwd=self.app_dir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
-    def healthy(self, service: str) -> bool:
-        argv = self.argv(service, healthcheck_argv(self.services[service]))
-        return subprocess.run(argv, env=self.env(service), capture_output=True, timeout=30).returncode == 0
+    def healthy(self, instance: str) -> bool:
+        argv = self.argv(instance, healthcheck_argv(self.services[self.service_of(instance)]))
+        return subprocess.run(argv, env=self.env(instance), capture_output=True, timeout=30).returncode == 0
 
-    def wait_healthy(self, service: str, timeout: float) -> None:
+    def wait_healthy(self, instance: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            proc = self.procs[service]
+            proc = self.procs[instance]
             if proc.poll() is not None:
-                pytest.fail(f"{service} exited with {proc.returncode}:\n{self.tail(service)}")
-            if self.healthy(service):
+                pytest.fail(f"{instance} exited with {proc.returncode}:\n{self.tail(instance)}")
+            if self.healthy(instance):
                 return
             time.sleep(0.5)
-        pytest.fail(f"{service} not healthy after {timeout} s:\n{self.tail(service)}")
+        pytest.fail(f"{instance} not healthy after {timeout} s:\n{self.tail(instance)}")
 
     def run(self, service: str, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
         """`docker compose run --rm SERVICE argv...`: the service's image environment and volumes, argv instead of
@@ -170,25 +194,27 @@ class Deployment:
             self.argv(service, argv), env=self.env(service), cwd=self.app_dir, capture_output=True, timeout=timeout
         )
 
-    def tail(self, service: str, n: int = 4000) -> str:
-        log = self.logs.get(service)
+    def tail(self, instance: str, n: int = 4000) -> str:
+        log = self.logs.get(instance)
         return log.read_text(errors="replace")[-n:] if log and log.exists() else ""
 
     def stop(self) -> None:
-        for name in ("worker", "api", "redis"):
-            proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """Like `docker compose down`: SIGTERM to api and workers, then to redis; kill what outlives the grace."""
+        for last in (False, True):
+            batch = [p for i, p in self.procs.items() if (self.service_of(i) == "redis") == last]
+            for proc in batch:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in batch:
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports[('api', 8000)]}"
+        return f"http://127.0.0.1:{self.port('api', 8000)}"
 
 
 def _default_model_is_built_in() -> str | None:
@@ -203,22 +229,34 @@ def _default_model_is_built_in() -> str | None:
     return None
 
 
-@pytest.fixture
-def deployment(tmp_path: Path):
+WORKERS = ["worker", "worker#2"]  # docker compose up --scale worker=2
+
+
+@pytest.fixture(params=["cpu", "gpu"])
+def deployment(request, tmp_path: Path):
+    """`docker compose up --scale worker=2`, or with the GPU override where this machine has a CUDA device."""
     missing = _missing()
     if missing:
         pytest.skip("not in the tree yet: " + "; ".join(missing))
     reason = _default_model_is_built_in()
     if reason:
         pytest.skip(reason)
-    d = Deployment(tmp_path)
+    files = (COMPOSE,)
+    if request.param == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("docker-compose.gpu.yml sets CGN_DEVICE=cuda; torch sees no CUDA device on this machine")
+        files = (COMPOSE, COMPOSE_GPU)
+    d = Deployment(tmp_path, files)
     try:
         d.start("redis", ("--bind", "127.0.0.1"))
         d.wait_healthy("redis", 15)
-        d.start("api")
-        d.start("worker")
+        for instance in ["api", *WORKERS]:
+            d.start(instance)
         d.wait_healthy("api", 90)
-        d.wait_healthy("worker", 60)
+        for instance in WORKERS:
+            d.wait_healthy(instance, 60)
         yield d
     finally:
         d.stop()
@@ -308,7 +346,7 @@ def test_compose_services_serve_the_example_and_a_batch_job(deployment: Deployme
         assert results.is_relative_to(d.volume("results")), results  # CGN_RESULTS_DIR is the shared volume
         assert len([p for p in results.rglob("*") if p.is_file() and p.suffix == ".npz"]) == 3
         workers = http.get("/batches/workers").json()["workers"]
-        assert [w["alive"] for w in workers] == [True]
+        assert [w["alive"] for w in workers] == [True] * len(WORKERS), workers
 
         # --- `docker compose run --rm api cgn models pull imagenet` (a mirror URL: no network here)
         pulled = d.run("api", ["cgn", "models", "pull", "imagenet", "--url", imagenet_mirror, "--trust-first-download"])
@@ -322,4 +360,4 @@ def test_compose_services_serve_the_example_and_a_batch_job(deployment: Deployme
         assert r.headers["x-cgn-model"] == "imagenet-cgn"
         labels = json.loads(r.headers["x-cgn-labels"])
         assert labels["shape"] == "ox" and "elephant" in labels["texture"] and labels["background"] == "moon", labels
-    assert d.healthy("api") and d.healthy("worker")
+    assert all(d.healthy(instance) for instance in ["api", *WORKERS])
