@@ -28,7 +28,24 @@ def sweep(queue: BatchQueue, now: float | None = None, limit: int = 100) -> list
             queue.forget(job_id)
             removed.append(job_id)
             log.info("expired job %s removed", job_id)
+        forget_dead_workers(queue)
     finally:
         if queue.r.get(lock) == token.encode():
             queue.r.delete(lock)
     return removed
+
+
+def forget_dead_workers(queue: BatchQueue, silent_s: float = 3600.0) -> None:
+    """Drop heartbeat records and consumers of workers gone for `silent_s` (SIGKILLed ones never deregister).
+    A consumer still holding chunks is kept: deleting it would drop them from the pending list."""
+    now = time.time()
+    for w in queue.workers():
+        if now - w.get("heartbeat_at", 0) > silent_s:
+            queue.r.hdel(queue.workers_key, w["name"])
+    try:
+        consumers = queue.r.xinfo_consumers(queue.stream, queue.config.group)
+    except Exception:  # no stream or group yet
+        return
+    for c in consumers:
+        if int(c["pending"]) == 0 and int(c["idle"]) > silent_s * 1000:
+            queue.r.xgroup_delconsumer(queue.stream, queue.config.group, c["name"])

@@ -11,7 +11,7 @@ import torch
 from cgn.generate import counterfactuals, to_uint8
 from cgn.sampling import plan
 from model_store import ModelStore
-from service.batch.cleanup import sweep
+from service.batch.cleanup import forget_dead_workers, sweep
 from service.batch.labels import csv_rows
 from service.batch.queue import BatchQueue, QueueConfig, QueueFull
 from service.batch.render import generate, render
@@ -143,6 +143,19 @@ def test_sweep_removes_expired_jobs_and_their_shards(redis_server, tmp_path):
     assert q.status(old) is None and not (tmp_path / "results" / old).exists()
     assert q.status(young) is not None and (tmp_path / "results" / young).exists()
     assert old not in q.list_jobs()
+
+
+def test_dead_workers_are_forgotten_unless_they_hold_a_chunk(redis_server):
+    q = BatchQueue.from_url(redis_server.url)
+    q.submit(spec_of(n=14))
+    q.settle(q.take("idle", block_ms=10), 7, ok=True)
+    q.take("holder", block_ms=10)
+    q.heartbeat("idle", {"pid": 1})
+    time.sleep(0.01)
+    forget_dead_workers(q, silent_s=0.0)
+    assert q.workers() == []
+    names = [c["name"].decode() for c in q.r.xinfo_consumers(q.stream, q.config.group)]
+    assert names == ["holder"]
 
 
 def test_result_store_writes_atomically_under_fsspec_urls(tmp_path):
