@@ -19,7 +19,7 @@ def binary_entropy_loss(mask: Tensor) -> Tensor:
 class RandomFeatures(nn.Module):
     """Four VGG-like blocks with fixed random weights; outputs the maps before each pooling."""
 
-    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 128), seed: int = 0):
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 64), seed: int = 0):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         blocks, cin = [], 3

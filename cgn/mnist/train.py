@@ -3,7 +3,7 @@ binary mask entropy, and the Gram-matrix style loss between composites and real 
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -50,7 +50,7 @@ class TrainConfig:
     threads: int | None = None
     mnist_dir: str | None = None
     texture_dir: str | None = None
-    extra: dict = field(default_factory=dict)
+    limit: int | None = None  # use only the first `limit` training digits (tests)
 
     @classmethod
     def preset(cls, dataset: str, **overrides) -> "TrainConfig":
@@ -71,7 +71,8 @@ class Trainer:
         self.run_dir = run_dir
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        data = datasets.load(cfg.dataset, "train", cfg.mnist_dir, Path(cfg.texture_dir) if cfg.texture_dir else None)
+        texture_dir = Path(cfg.texture_dir) if cfg.texture_dir else None
+        data = datasets.load(cfg.dataset, "train", cfg.mnist_dir, texture_dir, limit=cfg.limit)
         self.images, self.labels = _to_gan(data.images), data.labels
         self.model = MnistCGN(MnistCGNConfig(init_type=cfg.init, init_gain=cfg.gain))
         self.disc = discriminator(cfg.disc)

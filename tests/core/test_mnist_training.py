@@ -1,0 +1,32 @@
+"""Training runs, checkpoints, resumes and exports a model the store can load."""
+
+import json
+from pathlib import Path
+
+import torch
+
+from cgn.mnist.train import TrainConfig, train
+from model_store import ModelStore
+from model_store.mnist import export
+
+
+def test_train_checkpoint_resume_and_export(tmp_path: Path):
+    run = tmp_path / "run"
+    cfg = TrainConfig.preset("wildlife", steps=3, batch_size=4, sample_every=2, checkpoint_every=2, limit=64)
+    first = train(cfg, run, progress=False)
+    assert first.step_no == 3
+    assert (run / "samples" / "step_000002.png").is_file() and (run / "samples" / "final.png").is_file()
+    before = {k: v.clone() for k, v in first.model.state_dict().items()}
+
+    resumed = train(TrainConfig.preset("wildlife", steps=5, batch_size=4, limit=64), run, resume=True, progress=False)
+    assert resumed.step_no == 5
+    after = resumed.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if after[k].is_floating_point())
+
+    path = export(resumed.model.eval(), "wildlife", tmp_path / "store", {"command": "test", "steps": 5})
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["name"] == "mnist-wildlife" and manifest["vocabulary"]["texture"][0] == "red-white stripes"
+    loaded = ModelStore(tmp_path / "store").load("mnist-wildlife")
+    assert loaded.manifest.vocab("shape").resolve("shape", "seven").id == 7
+    mask = loaded.model.shape([7], [0])["mask"]
+    assert torch.equal(mask, resumed.model.eval().shape([7], [0])["mask"])
