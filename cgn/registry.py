@@ -20,30 +20,37 @@ def register(architecture: str, builder: Builder, vocabulary: VocabularyFactory 
 
 
 def vocabulary(architecture: str, names: list[str], aliases: dict[str, int]) -> Vocabulary:
-    _load_builtin()
     return _VOCABULARIES.get(architecture, Vocabulary)(names, aliases)
 
 
 def architectures() -> list[str]:
-    _load_builtin()
     return sorted(_BUILDERS)
 
 
 def build(architecture: str, config: dict[str, Any]) -> CounterfactualModel:
-    _load_builtin()
     if architecture not in _BUILDERS:
         raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(sorted(_BUILDERS))}")
     return _BUILDERS[architecture](config)
 
 
-def _load_builtin() -> None:
-    if "mnist-cgn" in _BUILDERS:
-        return
+# Built-in architectures import their code only when used: BigGAN alone takes seconds to import.
+def _mnist(config: dict[str, Any]) -> CounterfactualModel:
     from cgn.mnist.model import MnistCGN, MnistCGNConfig
 
-    register("mnist-cgn", lambda cfg: MnistCGN(MnistCGNConfig(**cfg)))
-    try:
-        from cgn.imagenet.model import register_imagenet
-    except ImportError:  # the ImageNet CGN needs pytorch-pretrained-biggan
-        return
-    register_imagenet(register)
+    return MnistCGN(MnistCGNConfig(**config))
+
+
+def _imagenet(config: dict[str, Any]) -> CounterfactualModel:
+    from cgn.imagenet.model import ImagenetCGN, ImagenetCGNConfig
+
+    return ImagenetCGN(ImagenetCGNConfig(**config))
+
+
+def _imagenet_vocabulary(names: list[str], aliases: dict[str, int]) -> Vocabulary:
+    from cgn.imagenet.names import ImagenetVocabulary
+
+    return ImagenetVocabulary(names, aliases)
+
+
+register("mnist-cgn", _mnist)
+register("imagenet-cgn", _imagenet, _imagenet_vocabulary)

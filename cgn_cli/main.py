@@ -22,7 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not hasattr(args, "rest"):  # only pass-through subcommands take unknown options
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.rest = [*extra, *args.rest]
     try:
         return int(args.func(args) or 0)
     except (ValueError, LookupError) as exc:

@@ -4,12 +4,6 @@ import argparse
 import os
 from pathlib import Path
 
-import torch
-
-from cgn.generate import counterfactuals
-from cgn.mnist.sheet import save_grid
-from model_store import ModelStore
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("sample", help="write a grid of counterfactuals to a PNG")
@@ -29,6 +23,12 @@ def _label(value: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from cgn.generate import counterfactuals
+    from cgn.mnist.sheet import save_grid
+    from model_store import ModelStore
+
     loaded = ModelStore(args.store).load(args.model)
     manifest = loaded.manifest
     if args.n < 1:

@@ -7,8 +7,6 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from model_store.store import BUILTIN_DIR
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("train", help="train a CGN")
@@ -23,21 +21,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mnist.add_argument("--threads", type=int, default=None, help="torch threads")
     mnist.add_argument("--run-dir", type=Path, default=None, help="checkpoints and sample sheets (default runs/)")
     mnist.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
-    mnist.add_argument("--store", type=Path, default=BUILTIN_DIR, help="model-store root to write the model into")
+    mnist.add_argument("--store", type=Path, default=None, help="model-store root to write into (default: built-in)")
     mnist.add_argument("--no-export", action="store_true", help="train only; do not write a model-store entry")
     mnist.add_argument("--mnist-dir", default=None, help="directory of standard MNIST IDX files")
     mnist.add_argument("--texture-dir", default=None, help="Wildlife textures: object/ and background/ images")
     mnist.set_defaults(func=run_mnist)
-    try:
-        from cgn.imagenet.train import add_imagenet_parser
-    except ImportError:
-        return
-    add_imagenet_parser(kinds)
+    # The ImageNet trainer parses its own options: importing it (BigGAN) here would slow every `cgn` call.
+    imagenet = kinds.add_parser("imagenet", add_help=False, help="train the ImageNet CGN (cgn train imagenet -h)")
+    imagenet.add_argument("rest", nargs=argparse.REMAINDER)
+    imagenet.set_defaults(func=run_imagenet)
+
+
+def run_imagenet(args: argparse.Namespace) -> int:
+    from cgn.imagenet.train import main
+
+    return main(["imagenet", *args.rest])
 
 
 def run_mnist(args: argparse.Namespace) -> int:
     from cgn.mnist.train import TrainConfig, train
     from model_store.mnist import export
+    from model_store.store import BUILTIN_DIR
 
     overrides = {"seed": args.seed, "features": args.features, "max_minutes": args.max_minutes}
     overrides |= {"mnist_dir": args.mnist_dir, "texture_dir": args.texture_dir, "threads": args.threads}
@@ -53,6 +57,7 @@ def run_mnist(args: argparse.Namespace) -> int:
     if not args.no_export:
         training = {"command": "cgn " + shlex.join(sys.argv[1:]), "config": asdict(cfg)} | report
         texture_dir = Path(args.texture_dir) if args.texture_dir else None
-        path = export(trainer.model.eval(), args.dataset, args.store, training, texture_dir)
+        store = args.store or BUILTIN_DIR
+        path = export(trainer.model.eval(), args.dataset, store, training, texture_dir)
         print(f"wrote {path}")
     return 0
