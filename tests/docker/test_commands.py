@@ -27,10 +27,11 @@ def _cgn_services() -> list[str]:
 
 def _parse(argv: list[str]):
     """The `cgn` parser's reading of argv; skips (naming the module) a subcommand not written yet."""
-    from cgn_cli.main import build_parser
+    from cgn_cli.main import SUBCOMMANDS, build_parser
 
     assert argv[0] == "cgn", argv
     sub = argv[1]
+    assert sub in SUBCOMMANDS, f"`cgn {sub}` is no subcommand of cgn ({', '.join(SUBCOMMANDS)})"
     if importlib.util.find_spec(f"cgn_cli.{sub}") is None:
         pytest.skip(f"cgn_cli/{sub}.py (the `cgn {sub}` subcommand) is not in the tree yet")
     args = build_parser().parse_args(argv[1:])
