@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import threading
 import tomllib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,8 +47,9 @@ def test_cgn_is_the_console_script_the_package_installs():
     from cgn_cli.main import main
 
     assert ep.load() is main
-    exe = shutil.which("cgn")
-    assert exe, "the cgn console script is not on PATH: bash scripts/install.sh"
+    script = Path(sysconfig.get_path("scripts")) / "cgn"  # where pip put this interpreter's console scripts
+    exe = str(script) if script.is_file() else shutil.which("cgn")
+    assert exe, "the cgn console script is not installed: bash scripts/install.sh"
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "serve" in out.stdout, out.stderr
 
