@@ -138,7 +138,9 @@ def _write_body(url: str, response: httpx.Response, part: Path, offset: int, pro
     if resumed:
         m = re.match(r"bytes (\d+)-", response.headers.get("content-range", ""))
         if not m or int(m.group(1)) != offset:
-            raise DownloadError(f"{url}: the server resumed at the wrong offset ({response.headers.get('content-range')})")
+            raise DownloadError(
+                f"{url}: the server resumed at the wrong offset ({response.headers.get('content-range')})"
+            )
     else:
         offset = 0
     length = response.headers.get("content-length")
@@ -153,4 +155,6 @@ def _write_body(url: str, response: httpx.Response, part: Path, offset: int, pro
         f.flush()
         os.fsync(f.fileno())
     if total is not None and done != total:
-        raise DownloadError(f"{url}: download truncated at {done} of {total} bytes; run the same command again to resume")
+        raise DownloadError(
+            f"{url}: download truncated at {done} of {total} bytes; run the same command again to resume"
+        )

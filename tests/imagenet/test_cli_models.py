@@ -27,7 +27,17 @@ def test_import_official_mnist_uses_weights_only_loading(tmp_path, capsys):
     ckpt = tmp_path / "ckp.pth"
     torch.save(to_official_state_dict(model.state_dict()), ckpt)
     root = tmp_path / "store"
-    args = ["models", "import", "--format", "official-mnist", str(ckpt), "--name", "mnist-official", "--root", str(root)]
+    args = [
+        "models",
+        "import",
+        "--format",
+        "official-mnist",
+        str(ckpt),
+        "--name",
+        "mnist-official",
+        "--root",
+        str(root),
+    ]
     assert main(args) == 0
     loaded = ModelStore(root).load("mnist-official").model
     for k, v in model.state_dict().items():

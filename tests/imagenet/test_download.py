@@ -124,7 +124,10 @@ def test_pull_through_google_drive_confirm_page_installs_a_working_model(tmp_pat
 def test_wrong_hash_is_refused_and_nothing_is_left(tmp_path, checkpoint):
     data, sha = checkpoint
     wrong = "0" * 64
-    with Server(data) as server, pytest.raises(DownloadError, match=f"sha256 {sha} does not match the expected {wrong}"):
+    with (
+        Server(data) as server,
+        pytest.raises(DownloadError, match=f"sha256 {sha} does not match the expected {wrong}"),
+    ):
         pull("imagenet", tmp_path, entry=entry(f"{server.url}/file", wrong))
     nothing_installed(tmp_path)
     assert list((tmp_path / ".downloads").iterdir()) == []  # the wrong file is deleted, not kept for resuming
