@@ -1,0 +1,272 @@
+"""The paper's Table 1 through our service: Original / Original + GAN / Original + CGN on colored,
+double-colored and Wildlife MNIST, train and test accuracy, mean and spread over seeds.
+
+    nice -n 5 python3 benchmarks/table1.py 2>&1 | tee var/table1/log.txt   # the recorded run (docs/results.md)
+
+What it does, in one run:
+1. exports each variant's real splits once (scripts/export_mnist_variant.py) into --work;
+2. starts `cgn serve` on a free port with every model loaded (other settings: CGN_* from the environment);
+3. per dataset, pulls the generated training data once through the SDK (cgn-train-classifier's stream
+   source): counterfactuals (labels uniform and independent per mechanism, --cfs-per-shape per shape)
+   and non-counterfactual samples (policy "same": all three labels equal), reused by every seed;
+4. runs the job for each config and seed, collects the shape head's train/test accuracy, prints the table
+   with the paper's numbers beside ours, and writes results.json, table1.md and a PNG grid of the
+   generated training images per dataset.
+The classifier seed changes initialisation and data order; the generated data and the real subset stay.
+"""
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "jobs" / "classifier"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from cgn_classifier import cli as job  # noqa: E402
+from cgn_classifier.data import Counterfactuals  # noqa: E402
+
+DATASETS = ("colored", "double-colored", "wildlife")
+TITLES = {"colored": "colored MNIST", "double-colored": "double-colored MNIST", "wildlife": "Wildlife MNIST"}
+CONFIGS = {  # name -> (policy, counterfactuals per shape); None: real data only
+    "Original": None,
+    "Original + GAN": ("same", 1),
+    "Original + CGN": ("uniform", None),
+}
+# Table 1 of the paper (train, test accuracy in %), for the rows we reproduce.
+PAPER = {
+    "Original": {"colored": (99.5, 35.9), "double-colored": (100.0, 10.3), "wildlife": (100.0, 10.1)},
+    "Original + GAN": {"colored": (99.8, 40.7), "double-colored": (100.0, 10.8), "wildlife": (100.0, 10.4)},
+    "Original + CGN": {"colored": (99.7, 95.1), "double-colored": (97.4, 89.0), "wildlife": (99.2, 85.7)},
+}
+log = logging.getLogger("table1")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """`cgn serve` in a subprocess on a free port; CGN_* settings from the environment, a few set here."""
+
+    def __init__(self, models: list[str], log_path: Path, model_store: str | None, threads: int, max_samples: int):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "CGN_HOST": "127.0.0.1", "CGN_PORT": str(self.port)}
+        self.env.update(CGN_DEFAULT_MODEL=models[0], CGN_MODELS=",".join(models), CGN_THREADS=str(threads))
+        self.env["CGN_MAX_SAMPLES"] = str(max(max_samples, int(os.environ.get("CGN_MAX_SAMPLES", "0") or 0)))
+        if model_store:
+            self.env["CGN_MODEL_STORE"] = str(model_store)
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Service":
+        out = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        cmd = [sys.executable, "-m", "cgn_cli.main", "serve"]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=out)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cgn serve exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"cgn serve did not become ready in 300 s; see {self.log_path}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def export_real(dataset: str, work: Path, train_n: int | None, test_n: int | None) -> Path:
+    """The real splits as the job reads them; reused when a previous run wrote the same ones."""
+    from export_mnist_variant import export
+
+    path = work / "data" / f"{dataset}-train{train_n or 'all'}-test{test_n or 'all'}.npz"
+    if not path.is_file():
+        t0 = time.perf_counter()
+        export(dataset, path, train_n, test_n, None)
+        log.info("exported %s real splits to %s in %.1f s", dataset, path, time.perf_counter() - t0)
+    return path
+
+
+def run_job(argv: list[str]) -> dict[str, Any]:
+    return job.run(job.parser().parse_args(argv))
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    pct = [100 * v for v in values]
+    return {
+        "mean": statistics.fmean(pct),
+        "std": statistics.stdev(pct) if len(pct) > 1 else 0.0,
+        "min": min(pct),
+        "max": max(pct),
+        "runs": pct,
+    }
+
+
+def save_grid(cf_path: Path, out: Path, rows: int = 10, cols: int = 10, scale: int = 2) -> Path:
+    """The first rows*cols generated training images: with 10 counterfactuals per shape, a row is one shape."""
+    from PIL import Image
+
+    cf = Counterfactuals.load(cf_path)
+    n = min(len(cf), rows * cols)
+    rows = max(1, min(rows, -(-n // cols)))
+    images = np.zeros((rows * cols, *cf.images.shape[1:]), dtype=np.uint8)
+    images[:n] = cf.images[:n]
+    c, h, w = images.shape[1:]
+    grid = images.reshape(rows, cols, c, h, w).transpose(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)
+    img = Image.fromarray(grid).resize((cols * w * scale, rows * h * scale), Image.NEAREST)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img.save(out)
+    return out
+
+
+def table(results: dict, datasets: list[str]) -> str:
+    head = "| classifier | " + " | ".join(f"{TITLES[d]} train | {TITLES[d]} test" for d in datasets) + " |"
+    lines = [head, "|" + " --- |" * (1 + 2 * len(datasets))]
+    for config in CONFIGS:
+        cells = []
+        for d in datasets:
+            r = results.get(d, {}).get(config)
+            paper = PAPER[config][d]
+            for k, key in enumerate(("train", "test")):
+                if r is None:
+                    cells.append(f"- ({paper[k]:.1f})")
+                else:
+                    s = r[key]
+                    cells.append(f"{s['mean']:.1f} ± {s['std']:.1f} ({paper[k]:.1f})")
+        lines.append(f"| {config} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--seeds", default="0,1,2", help="classifier seeds")
+    p.add_argument("--model-template", default="mnist-{dataset}", help="model name per dataset")
+    p.add_argument("--model-store", help="CGN_MODEL_STORE for the service (built-ins are always visible)")
+    p.add_argument("--real-n", type=int, default=20000, help="real training images (first N of 60,000)")
+    p.add_argument("--test-n", type=int, help="test images (default: all 10,000)")
+    p.add_argument("--cf-n", type=int, default=20000, help="generated training images per config and dataset")
+    p.add_argument("--cfs-per-shape", type=int, default=10, help="counterfactuals per shape (paper: 10)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--heads", default="shape,texture,background")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the job and of the service")
+    p.add_argument("--pull-batch-size", type=int, default=500)
+    p.add_argument("--work", type=Path, default=ROOT / "var" / "table1")
+    p.add_argument("--grids", type=Path, default=ROOT / "docs", help="where the PNG grids of generated data go")
+    p.add_argument("--budget-min", type=float, default=45.0, help="warn when the run takes longer")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    t0 = time.perf_counter()
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = [d for d in datasets if d not in DATASETS]
+    if unknown:
+        p.error(f"--datasets: unknown {', '.join(unknown)}; allowed: {', '.join(DATASETS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    models = {d: args.model_template.format(dataset=d) for d in datasets}
+    work = args.work
+    (work / "reports").mkdir(parents=True, exist_ok=True)
+    (work / "generated").mkdir(parents=True, exist_ok=True)
+
+    real = {d: export_real(d, work, args.real_n, args.test_n) for d in datasets}
+    t_export = time.perf_counter() - t0
+    results: dict[str, dict[str, Any]] = {}
+    timings: dict[str, float] = {"export_s": round(t_export, 1)}
+    pulls: dict[str, Any] = {}
+    with Service(
+        list(dict.fromkeys(models.values())), work / "service.log", args.model_store, args.threads, args.pull_batch_size
+    ) as service:
+        timings["service_start_s"] = round(time.perf_counter() - t0 - t_export, 1)
+        log.info("service on %s with %s", service.url, ", ".join(dict.fromkeys(models.values())))
+        for d in datasets:
+            results[d] = {}
+            for config, gen in CONFIGS.items():
+                runs = []
+                for seed in seeds:
+                    tag = f"{d}-{config.split()[-1].lower()}-seed{seed}"
+                    argv = ["--data", str(real[d]), "--out", str(work / "reports" / f"{tag}.json"), "--quiet"]
+                    argv += ["--epochs", str(args.epochs), "--seed", str(seed), "--heads", args.heads]
+                    argv += ["--threads", str(args.threads)]
+                    if gen is None:
+                        argv += ["--cf-n", "0"]
+                    else:
+                        policy, cfs = gen
+                        cfs = cfs or args.cfs_per_shape
+                        cache = work / "generated" / f"{models[d]}-{policy}-cfs{cfs}-n{args.cf_n}.npz"
+                        argv += ["--url", service.url, "--model", models[d], "--cf-n", str(args.cf_n)]
+                        argv += ["--policy", policy, "--cfs-per-shape", str(cfs), "--cf-cache", str(cache)]
+                        argv += ["--pull-batch-size", str(args.pull_batch_size)]
+                    report = run_job(argv)
+                    if report["service"] and "cache" not in report["service"]:
+                        pulls[f"{d}/{config}"] = {k: report["service"].get(k) for k in ("n", "seconds", "images_per_s")}
+                    runs.append(report)
+                    t = report["table1"]
+                    log.info(
+                        "%s %s seed %d: train %.1f test %.1f (%.0f s)",
+                        d,
+                        config,
+                        seed,
+                        100 * t["train_acc"],
+                        100 * t["test_acc"],
+                        report["wall_time_s"],
+                    )
+                results[d][config] = {
+                    "train": summary([r["table1"]["train_acc"] for r in runs]),
+                    "test": summary([r["table1"]["test_acc"] for r in runs]),
+                    "heads_test": {
+                        h: summary([r["final"]["test_acc"][h] for r in runs]) for h in runs[0]["final"]["test_acc"]
+                    },
+                    "seconds": [r["wall_time_s"] for r in runs],
+                }
+            grid_src = work / "generated" / f"{models[d]}-uniform-cfs{args.cfs_per_shape}-n{args.cf_n}.npz"
+            if grid_src.is_file():
+                save_grid(grid_src, args.grids / f"table1-counterfactuals-{d}.png")
+    total = time.perf_counter() - t0
+    timings["total_s"] = round(total, 1)
+    md = table(results, datasets)
+    out = {
+        "command": "python3 benchmarks/table1.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "models": models,
+        "results": results,
+        "pulls": pulls,
+        "timings": timings,
+        "paper": PAPER,
+    }
+    (work / "results.json").write_text(json.dumps(out, indent=2) + "\n")
+    (work / "table1.md").write_text(md + "\n")
+    print("\nTable 1 (shape head; mean ± std over seeds " + ",".join(map(str, seeds)) + "; paper in parentheses)")
+    print(md)
+    print(f"\nwall time {total / 60:.1f} min (budget {args.budget_min:.0f} min); results in {work / 'results.json'}")
+    if total > 60 * args.budget_min:
+        print(f"WARNING: over the {args.budget_min:.0f}-minute budget")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

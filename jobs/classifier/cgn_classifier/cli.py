@@ -1,0 +1,187 @@
+"""`cgn-train-classifier`: real MNIST-variant data + counterfactuals from cgn-service -> a JSON report.
+
+    cgn-train-classifier --data colored.npz --url http://127.0.0.1:8000 --model mnist-colored \\
+        --cf-n 20000 --cfs-per-shape 10 --epochs 3 --out report.json
+
+Counterfactuals come through the client SDK: a prefetching stream of POST /samples (--source stream),
+a batch job's shards (--source batch: a new job, or --batch-id of a finished one), or shard files
+downloaded earlier (--source shards). --cf-n 0 trains on the real data alone.
+"""
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cgn_classifier import data
+from cgn_classifier.model import HEADS
+from cgn_classifier.train import TrainConfig, mix, train
+
+log = logging.getLogger("cgn_classifier")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cgn-train-classifier", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="real train/test splits (.npz from scripts/export_mnist_variant.py)")
+    p.add_argument("--out", default="classifier-report.json", help="where the JSON report goes")
+    g = p.add_argument_group("counterfactual data (through the client SDK)")
+    g.add_argument("--url", default=os.environ.get("CGN_URL"), help="service URL (CGN_URL)")
+    g.add_argument("--api-key", default=os.environ.get("CGN_API_KEY"), help="bearer key (CGN_API_KEY)")
+    g.add_argument("--model", help="model to sample from (default: the service's default model)")
+    g.add_argument("--cf-n", type=int, default=10000, help="generated samples to mix in; 0 = real data only")
+    g.add_argument(
+        "--policy",
+        choices=("uniform", "same"),
+        default="uniform",
+        help="uniform: counterfactual labels, drawn independently per mechanism; same: one label for all three",
+    )
+    g.add_argument("--cfs-per-shape", type=int, default=10, help="counterfactuals per sampled shape (paper: 10)")
+    g.add_argument("--cf-seed", type=int, default=0, help="seed of the sample stream / batch job")
+    g.add_argument("--source", choices=("stream", "batch", "shards"), default="stream")
+    g.add_argument("--batch-id", help="--source batch: read this finished job instead of submitting one")
+    g.add_argument("--shard-size", type=int, default=1000, help="--source batch: samples per shard of a new job")
+    g.add_argument("--shards", nargs="*", default=[], help="--source shards: shard files or directories")
+    g.add_argument("--pull-batch-size", type=int, default=256, help="samples per /samples request")
+    g.add_argument("--prefetch", type=int, default=2, help="/samples requests in flight")
+    g.add_argument("--cf-cache", help="keep the pulled samples in this .npz and reuse them when it matches")
+    t = p.add_argument_group("training")
+    t.add_argument("--real-n", type=int, help="use the first N real training images (default: all)")
+    t.add_argument("--test-n", type=int, help="evaluate on the first N test images (default: all)")
+    t.add_argument("--epochs", type=int, default=5)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1.0, help="Adadelta learning rate")
+    t.add_argument("--gamma", type=float, default=0.7, help="learning-rate decay per epoch")
+    t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
+    t.add_argument("--heads", default=",".join(HEADS), help="comma-separated heads of the ensemble")
+    t.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def _client(args: argparse.Namespace):
+    from cgn_client import CGNClient
+
+    if not args.url:
+        raise SystemExit("cgn-train-classifier: --url (or CGN_URL) is needed to pull generated samples")
+    return CGNClient(args.url, api_key=args.api_key, timeout=300.0, max_retries=5)
+
+
+def counterfactuals(args: argparse.Namespace) -> data.Counterfactuals | None:
+    if args.source == "shards":
+        files = []
+        for s in args.shards:
+            path = Path(s)
+            files += sorted([*path.glob("shard-*.npz"), *path.glob("shard-*.tar")]) if path.is_dir() else [path]
+        if not files:
+            raise SystemExit("cgn-train-classifier: --source shards needs --shards FILE|DIR with shard files")
+        return data.from_shard_files(files)
+    if args.cf_n <= 0 and args.batch_id is None:
+        return None
+    req = data.Request(args.cf_n, args.model, args.cf_seed, args.policy, args.cfs_per_shape)
+    if args.cf_cache and Path(args.cf_cache).is_file():
+        cached = data.Counterfactuals.load(args.cf_cache)
+        if {k: cached.meta.get(k) for k in req.key()} == req.key() and args.source == "stream":
+            log.info("reusing %d samples from %s (pulled from %s)", len(cached), args.cf_cache, cached.meta.get("url"))
+            cached.meta["cache"] = str(args.cf_cache)
+            return cached
+        log.info("%s does not match this request; pulling again", args.cf_cache)
+    with _client(args) as client:
+        if args.source == "batch":
+            cf = data.from_batch_job(client, None if args.batch_id else req, args.batch_id, args.shard_size)
+        else:
+            cf = data.stream(client, req, args.pull_batch_size, args.prefetch)
+    log.info("pulled %d samples from %s in %.1f s", len(cf), cf.meta.get("url"), cf.meta.get("seconds", 0))
+    if args.cf_cache:
+        cf.save(args.cf_cache)
+    return cf
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    heads = tuple(h.strip() for h in args.heads.split(",") if h.strip())
+    cfg = TrainConfig(args.epochs, args.batch_size, args.lr, args.gamma, args.seed, heads)
+    real = data.load_real(args.data)
+    train_split, test_split = real.train.take(args.real_n), real.test.take(args.test_n)
+    cf = counterfactuals(args)
+    pulled = time.perf_counter()
+    images, labels = mix(train_split, cf)
+    log.info(
+        "%s: %d real + %d generated training images, %d test images, heads %s",
+        real.variant,
+        len(train_split),
+        len(cf) if cf else 0,
+        len(test_split),
+        ",".join(cfg.heads),
+    )
+
+    def on_epoch(r: dict) -> None:
+        tr, te = r["train_acc"], r["test_acc"]
+        heads_te = " ".join(f"{h}={v:.3f}" for h, v in te.items())
+        log.info(
+            "epoch %d: loss %.4f train %.4f test %.4f (%s) %.0f img/s",
+            r["epoch"],
+            r["loss"],
+            tr["shape"] if "shape" in tr else next(iter(tr.values())),
+            next(iter(te.values())),
+            heads_te,
+            r["images_per_s"],
+        )
+
+    _, history = train(images, labels, test_split, cfg, on_epoch)
+    last = history[-1]
+    report = {
+        "job": "cgn-train-classifier",
+        "config": {k: v for k, v in vars(args).items() if k != "api_key"} | {"heads": list(cfg.heads)},
+        "training": cfg.to_dict(),
+        "dataset": real.variant,
+        "data": {
+            "real_file": str(args.data),
+            "real_meta": real.meta,
+            "real_train": len(train_split),
+            "generated": len(cf) if cf else 0,
+            "test": len(test_split),
+        },
+        "service": None if cf is None else {"url": cf.meta.get("url"), "model": cf.meta.get("model"), **cf.meta},
+        "epochs": history,
+        "final": {
+            "train_acc": last["train_acc"],
+            "test_acc": last["test_acc"],
+            "test_acc_vs_digit": last["test_acc_vs_digit"],
+        },
+        "table1": {"train_acc": last["train_acc"].get("shape"), "test_acc": last["test_acc"].get("shape")},
+        "wall_time_s": round(time.perf_counter() - t0, 3),
+        "pull_time_s": round(pulled - t0, 3),
+        "environment": {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+        },
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(name)s: %(message)s"
+    )
+    report = run(args)
+    t = report["table1"]
+    print(json.dumps({"dataset": report["dataset"], "out": args.out, **t, "wall_time_s": report["wall_time_s"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Fixtures of the classifier-job tests: tiny real splits, and a real uvicorn server on a free port."""
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "service"))
+sys.path.insert(0, str(ROOT / "scripts"))
+from servers import ThreadServer, random_mnist_model  # noqa: E402
+
+
+def load_by_path(name: str, path: Path):
+    """Import a module that is not on sys.path (benchmarks/, another test folder's conftest)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def real_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Colored MNIST: the first 300 training and 200 test images, written by the exporter script."""
+    from export_mnist_variant import export
+
+    return export("colored", tmp_path_factory.mktemp("real") / "colored.npz", 300, 200, None)
+
+
+@pytest.fixture(scope="session")
+def jobs_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("jobs-store") / "models"
+    random_mnist_model(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def api(jobs_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
+    """The service (random-weight mnist-test) under uvicorn on a free port."""
+    from service.settings import Settings
+
+    tmp = tmp_path_factory.mktemp("jobs-api")
+    settings = Settings(
+        model_store=jobs_store, default_model="mnist-test", assets_dir=tmp / "assets", max_wait_ms=1, api_keys=[]
+    )
+    server = ThreadServer(settings).start()
+    yield server
+    server.stop()
