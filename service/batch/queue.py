@@ -230,17 +230,16 @@ class BatchQueue:
     def take(self, consumer: str, block_ms: int = 1000) -> Delivery | None:
         """A chunk whose worker vanished (idle past the visibility timeout) first, else a new one."""
         min_idle = int(self.config.visibility_timeout_s * 1000)
-        claimed = self.r.xautoclaim(self.stream, self.config.group, consumer, min_idle, "0-0", count=1)
-        entries = claimed[1]
-        if not entries:
-            try:
+        try:
+            entries = self.r.xautoclaim(self.stream, self.config.group, consumer, min_idle, "0-0", count=1)[1]
+            if not entries:
                 got = self.r.xreadgroup(self.config.group, consumer, {self.stream: ">"}, count=1, block=block_ms)
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                self.ensure_group()  # a Redis that lost its data, or a fresh one
-                return None
-            entries = got[0][1] if got else []
+                entries = got[0][1] if got else []
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()  # a fresh Redis (or one that lost its data): nothing to take yet
+            return None
         if not entries:
             return None
         entry_id, fields = entries[0]

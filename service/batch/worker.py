@@ -110,7 +110,6 @@ class Worker:
         try:
             while not self.stopping:
                 try:
-                    self.queue.ensure_group()
                     self._maybe_sweep()
                     d = self.queue.take(self.name, block_ms=500)
                     backoff = 0.1
@@ -242,7 +241,12 @@ class Worker:
         if time.monotonic() - self._last_sweep < self.sweep_every_s:
             return
         self._last_sweep = time.monotonic()
-        cleanup.sweep(self.queue)
+        try:
+            cleanup.sweep(self.queue)
+        except REDIS_DOWN:
+            raise
+        except Exception:  # a store that refuses a delete must not stop generation
+            log.exception("worker %s: TTL sweep failed", self.name)
 
     def _heartbeat_loop(self) -> None:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "device": self.device}

@@ -276,7 +276,10 @@ def shard(job_id: str, k: int, request: Request):
     store = ResultStore(spec.results)
     relpath = f"{job_id}/{spec.shard_name(k)}"
     headers = {"Content-Disposition": f'attachment; filename="{spec.shard_name(k)}"'}
-    headers["Content-Length"] = str(store.size(relpath))
+    try:
+        headers["Content-Length"] = str(store.size(relpath))
+    except FileNotFoundError:
+        raise NotFound(f"k: shard {k} of job {job_id} is gone from the result store (expired?)", "k") from None
     return StreamingResponse(store.iter_bytes(relpath), media_type=MEDIA[spec.format], headers=headers)
 
 
@@ -288,9 +291,11 @@ def shard(job_id: str, k: int, request: Request):
 )
 def labels(job_id: str, request: Request):
     queue = get_queue(request)
-    _status(queue, job_id)
     with broker():
-        spec, explicit = queue.spec(job_id)
+        got = queue.spec(job_id)
+    if got is None:
+        raise NotFound(f"job_id: no batch job {job_id!r} (unknown, or expired and cleaned up)", "job_id")
+    spec, explicit = got
     headers = {"Content-Disposition": f'attachment; filename="{job_id}-labels.csv"'}
     return StreamingResponse(csv_rows(spec, explicit), media_type="text/csv", headers=headers)
 

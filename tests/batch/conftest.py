@@ -17,6 +17,8 @@ from model_store import ModelStore
 from service.batch.queue import BatchQueue, QueueConfig
 from service.batch.render import render
 from service.batch.shards import read_shard
+from service.batch.spec import BatchSpec
+from service.batch.store import resolve_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +77,7 @@ class Stack:
         self.api = self._spawn(["serve", "--port", str(self.port)], "api")
 
     def client(self) -> CGNClient:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # generous: the shared 2-core machine can be 10x oversubscribed
         while time.monotonic() < deadline:
             if self.api.poll() is not None:
                 raise RuntimeError(f"API exited with {self.api.returncode}:\n{self.log_tail()}")
@@ -84,7 +86,7 @@ class Stack:
                     return CGNClient(self.url)
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError("API did not come up in 90s")
+        raise RuntimeError(f"API did not come up in 240s\n{self.log_tail()}")
 
     def kill_api(self) -> None:
         self.api.kill()
@@ -116,12 +118,26 @@ class Stack:
         except Exception:
             return 0
 
+    def submit(self, n: int, **kw) -> str:
+        """Submit straight to Redis, as the API would (for tests about workers, not HTTP)."""
+        manifest = ModelStore(self.model_root).entry("mnist-test").manifest
+        vocab = {m: list(v) for m, v in manifest.vocabulary.items()}
+        spec = BatchSpec(model="mnist-test", n=n, results=resolve_url(self.results), vocabulary=vocab, **kw)
+        return self.queue.submit(spec)
+
+    def wait_state(self, job_id: str, timeout: float = 240) -> dict:
+        return self.wait_for(
+            lambda: (s := self.queue.status(job_id))["state"] in ("completed", "failed", "cancelled") and s,
+            timeout,
+            f"job {job_id} to end",
+        )
+
     def holders(self) -> list[tuple[str, str]]:
         """(entry id, consumer) of every chunk in hand."""
         pending = self.queue.r.xpending_range(self.queue.stream, self.queue.config.group, "-", "+", 100)
         return [(p["message_id"].decode(), p["consumer"].decode()) for p in pending]
 
-    def wait_for(self, predicate, timeout: float = 60, what: str = "condition"):
+    def wait_for(self, predicate, timeout: float = 120, what: str = "condition"):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate()

@@ -60,19 +60,16 @@ def test_happy_path_two_workers_npz_and_webdataset(stack, tmp_path):
 
 
 def test_worker_sigkill_mid_chunk_is_redelivered(stack):
-    stack.start_api()
     victim = stack.start_worker("--batch-size", "2")
-    client = stack.client()
-    job = client.submit_batch(96, seed=11, shard_size=32)
+    job = stack.submit(96, seed=11, shard_size=32)
     stack.wait_for(lambda: stack.pending() > 0, what="the worker to take a chunk")
-    taken = stack.queue.r.xpending_range(stack.queue.stream, "workers", "-", "+", 10)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    assert len(taken) == 1 and stack.queue.status(job.id)["done"] == 0  # killed mid-chunk, nothing settled
+    assert len(stack.holders()) == 1 and stack.queue.status(job)["done"] == 0  # killed mid-chunk, nothing settled
     stack.start_worker()
-    status = job.wait(timeout=120)
-    stack.check(job.id)
-    assert status["done"] == 96 and status["num_shards"] == 3
+    status = stack.wait_state(job)
+    assert status["state"] == "completed" and status["done"] == 96 and status["num_shards"] == 3
+    stack.check(job)
     assert stack.pending() == 0 and stack.queue.r.xlen(stack.queue.stream) == 0
 
 
@@ -195,33 +192,29 @@ def test_bad_requests_get_4xx_with_a_message(make_stack):
 
 def test_sigterm_releases_or_finishes_the_chunk_in_hand(make_stack):
     stack = make_stack(batch_visibility_timeout_s=60)  # only a release can make a chunk come back quickly
-    stack.start_api()
-    job = stack.client().submit_batch(96, seed=13, shard_size=32)
+    job = stack.submit(96, seed=13, shard_size=32)
     quick = stack.start_worker("--batch-size", "2", "--grace", "0")
     holder = stack.wait_for(lambda: stack.holders(), what="a chunk in hand")
     quick.send_signal(signal.SIGTERM)
-    assert quick.wait(timeout=30) == 0
-    assert stack.queue.status(job.id)["done"] == 0  # grace 0: handed back, not finished
+    assert quick.wait(timeout=60) == 0
+    assert stack.queue.status(job)["done"] == 0  # grace 0: handed back, not finished
     patient = stack.start_worker("--batch-size", "2")
     stack.wait_for(lambda: stack.holders() not in ([], holder), what="the released chunk to be taken again")
     patient.send_signal(signal.SIGTERM)
-    assert patient.wait(timeout=60) == 0
-    status = stack.queue.status(job.id)
+    assert patient.wait(timeout=120) == 0
+    status = stack.queue.status(job)
     assert status["done"] == 32 and status["done_shards"] == [0]  # finished the chunk in hand, took no other
     stack.start_worker()
-    assert batch_job(stack.client(), job.id).wait(timeout=120)["done"] == 96
-    stack.check(job.id)
+    assert stack.wait_state(job)["done"] == 96
+    stack.check(job)
 
 
 def test_poison_chunk_fails_the_job_after_max_deliveries(make_stack):
     stack = make_stack(batch_max_deliveries=2)
-    stack.start_api()
-    job = stack.client().submit_batch(8, seed=1, shard_size=4)
+    job = stack.submit(8, seed=1, shard_size=4)
     (stack.model_root / "mnist-test" / "model.safetensors").write_bytes(b"corrupted")  # every load now fails
     stack.start_worker()
-    with pytest.raises(BatchJobError) as exc:
-        job.wait(timeout=120)
-    status = exc.value.status
+    status = stack.wait_state(job)
     assert status["state"] == "failed" and status["failed"] == 8 and status["done"] == 0
     assert sorted(status["failed_shards"]) == [0, 1]
     messages = [e["message"] for e in status["errors"]]
