@@ -3,6 +3,7 @@
 Run it with `cgn serve`, or `uvicorn --factory service.app:create_app`.
 """
 
+import contextlib
 import importlib
 import logging
 import threading
@@ -43,6 +44,8 @@ def _preload(app: FastAPI, services: Services) -> None:
         except Exception as exc:  # noqa: BLE001 - reported by /readyz, the service keeps serving
             log.error("could not load model %s: %s", name, exc)
             state.load_errors[name] = str(exc)
+    for name in services.assets.names():  # render built-in assets now, not in the first request using them
+        services.assets.get(name)
 
 
 @asynccontextmanager
@@ -102,8 +105,10 @@ class RequestContext:
                     message["headers"] = [*message["headers"], (b"x-request-id", rid.encode("latin-1"))]
                 await send(message)
 
+            announce = self.services.runner.announce if scope["path"] in GENERATION_PATHS else contextlib.nullcontext
             try:
-                await self.app(scope, limited_receive, send_with_id)
+                with announce():
+                    await self.app(scope, limited_receive, send_with_id)
             except errors.BodyTooLarge:  # raised outside a route's body parsing
                 if status["code"] == 500:
                     await self._too_large(scope, send, rid, limit, status)
@@ -126,6 +131,7 @@ class RequestContext:
         await response(scope, _noop_receive, send)
 
 
+GENERATION_PATHS = ("/counterfactual", "/samples", "/mechanisms/shape", "/mechanisms/texture", "/mechanisms/background")
 FORM_TYPES = (b"", b"application/x-www-form-urlencoded")
 FORM_PATHS = ("/assets",)  # the only form (multipart) endpoint
 

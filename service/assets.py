@@ -90,6 +90,12 @@ def _builtin_png(name: str) -> bytes:
     return _png(BUILTIN[name][0]())
 
 
+@lru_cache(maxsize=4)
+def _builtin_asset(name: str) -> "Asset":
+    data = _builtin_png(name)
+    return Asset(name, MOON_SIZE, MOON_SIZE, hashlib.sha256(data).hexdigest(), True, BUILTIN[name][1])
+
+
 def decode_upload(data: bytes, max_side: int, max_pixels: int) -> Image.Image:
     """Validate and decode an uploaded image; AssetError names the problem."""
     if not data:
@@ -133,8 +139,7 @@ class AssetStore:
 
     def get(self, name: str) -> Asset | None:
         if name in BUILTIN:
-            data = _builtin_png(name)
-            return Asset(name, MOON_SIZE, MOON_SIZE, hashlib.sha256(data).hexdigest(), True, BUILTIN[name][1])
+            return _builtin_asset(name)
         if not NAME_RE.match(name):
             return None
         meta = self.dir / f"{name}.json"

@@ -28,15 +28,16 @@ class Services:
     metrics: Metrics
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are `async def`: FastAPI would run plain functions in the thread pool, a hop per request.
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.services.settings
 
 
-def require_api_key(
+async def require_api_key(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> str | None:
     """401 unless a configured key is presented as a bearer token; open when no keys are configured."""
@@ -53,6 +54,9 @@ def require_api_key(
 
 def manifest_of(services: Services, name: str) -> Manifest:
     """The manifest of an installed model; 404 naming the known models or the install command."""
+    loaded = services.runner.loaded(name)
+    if loaded is not None:  # fast path: no disk reads for a model in memory
+        return loaded.manifest
     try:
         entry = services.store.entry(name)
     except KeyError:

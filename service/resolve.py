@@ -47,7 +47,31 @@ def vocab(manifest: Manifest, mechanism: str) -> Vocabulary:
     return _VOCABS[key]
 
 
+_RESOLVED: dict[tuple, Pick | tuple] = {}
+
+
 def resolve_class(manifest: Manifest, mechanism: str, field: str, value: int | str) -> Pick:
+    """Cached: clients repeat the same words, and a miss computes the closest names (difflib)."""
+    key = (manifest.name, manifest.sha256, mechanism, field, type(value), value)
+    found = _RESOLVED.get(key)
+    if found is None:
+        try:
+            found = _resolve_class(manifest, mechanism, field, value)
+        except UnknownName as exc:
+            found = ("unknown", exc.field, exc.word, tuple(exc.suggestions))
+        except InvalidInput as exc:
+            found = ("invalid", exc.message, exc.field, exc.extra.get("allowed"))
+        if len(_RESOLVED) > 10_000:
+            _RESOLVED.clear()
+        _RESOLVED[key] = found
+    if isinstance(found, Pick):
+        return found
+    if found[0] == "unknown":  # a fresh exception per request: a re-raised one would grow its traceback
+        raise UnknownName(found[1], found[2], list(found[3]))
+    raise InvalidInput(found[1], found[2], allowed=found[3])
+
+
+def _resolve_class(manifest: Manifest, mechanism: str, field: str, value: int | str) -> Pick:
     try:
         r = vocab(manifest, mechanism).resolve(field, value)
     except UnknownName:

@@ -6,12 +6,17 @@ oldest work, waits up to `max_wait_ms` for more work with the same `BatchKey`, r
 batch and hands each request its rows. Samples are batch-independent in the core (per-sample
 generators, eval mode, batch-of-1 padding), so a request gets the same bytes alone or in company.
 
+The wait is adaptive: the HTTP layer announces each generation request as soon as it arrives
+(`announce`), and the owner waits for company only while announced requests have not been
+submitted yet. A lone client never waits; 32 concurrent ones fill the batch.
+
 The batch worker (service.batch) loads and runs models through `load_model` and `generate`, so a
 sample of a batch job has the same bytes as the same sample served here.
 """
 
 import concurrent.futures
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import threading
@@ -105,6 +110,13 @@ class QueueFull(RuntimeError):
     pass
 
 
+class _Announcement:
+    settled = False
+
+
+_current: contextvars.ContextVar[_Announcement | None] = contextvars.ContextVar("cgn_announcement", default=None)
+
+
 class Runner:
     """Owns the loaded models of one device and the thread that runs them."""
 
@@ -120,6 +132,7 @@ class Runner:
         self._load_lock = threading.Lock()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._coming = 0  # requests announced by the HTTP layer and not submitted (or dropped) yet
 
     # --- models -------------------------------------------------------------------------------
     def loaded(self, name: str) -> LoadedModel | None:
@@ -142,8 +155,28 @@ class Runner:
     def depth(self) -> int:
         return len(self._queue)
 
-    def submit(self, work: Work) -> concurrent.futures.Future:
+    @contextlib.contextmanager
+    def announce(self) -> Iterator[None]:
+        """Around a request that will probably submit work: the owner may wait for it."""
+        token = _Announcement()
         with self._cond:
+            self._coming += 1
+        previous = _current.set(token)
+        try:
+            yield
+        finally:
+            _current.reset(previous)
+            if not token.settled:
+                with self._cond:
+                    self._coming -= 1
+                    self._cond.notify_all()
+
+    def submit(self, work: Work) -> concurrent.futures.Future:
+        token = _current.get()
+        with self._cond:
+            if token is not None and not token.settled:
+                token.settled = True
+                self._coming -= 1
             if self._stopping:
                 raise QueueFull("the runner is shutting down")
             if len(self._queue) >= self.max_queue:
@@ -184,8 +217,8 @@ class Runner:
                         batch.append(work)
                         rows += work.n
                 remaining = deadline - time.monotonic()
-                if rows >= self.max_batch or remaining <= 0:
-                    break
+                if rows >= self.max_batch or remaining <= 0 or self._coming <= 0:
+                    break  # full, waited long enough, or nobody else is on the way
                 self._cond.wait(remaining)
             return batch
 

@@ -28,8 +28,10 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     # runner: dynamic micro-batching
-    max_batch_size: int = Field(64, ge=1, description="most samples one forward pass takes from several requests")
-    max_wait_ms: float = Field(2.0, ge=0, description="how long the first request of a micro-batch waits for company")
+    max_batch_size: int = Field(32, ge=1, description="most samples per forward pass; larger requests run in chunks")
+    max_wait_ms: float = Field(
+        10.0, ge=0, description="most a micro-batch waits for requests already arriving (a lone request never waits)"
+    )
     max_queue: int = Field(512, ge=1, description="requests waiting for the model; beyond: 503 + Retry-After")
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503")
     threads: int = Field(0, ge=0, description="torch intra-op threads of the model owner; 0 = torch default")

@@ -10,7 +10,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is alive")
-def healthz() -> dict:
+async def healthz() -> dict:
     return {"status": "ok"}
 
 
@@ -19,7 +19,7 @@ def healthz() -> dict:
     summary="The default model is loaded and the service can generate",
     responses={503: {"description": "still loading, or the default model could not be loaded"}},
 )
-def readyz(request: Request, services: Services = Depends(get_services)) -> dict:
+async def readyz(request: Request, services: Services = Depends(get_services)) -> dict:
     name = services.settings.default_model
     if services.runner.loaded(name) is None:
         problem = request.app.state.load_errors.get(name)

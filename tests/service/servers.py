@@ -28,7 +28,7 @@ def random_mnist_model(root: Path, name: str = "mnist-test", seed: int = 0) -> P
     return module.random_mnist_model(root, name, seed)
 
 
-def wait_ready(url: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
+def wait_ready(url: str, timeout: float = 180, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
