@@ -120,6 +120,7 @@ class MnistVariant:
     labels: Tensor  # digit
     object_ids: Tensor  # digit color / texture class of each image
     background_ids: Tensor
+    digits: Tensor  # (N, 1, 32, 32) binary digit silhouettes the images were made from
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -143,7 +144,7 @@ def load(
         obj_ids = torch.randint(0, 10, (len(y),), generator=gen)
         bg_ids = torch.randint(0, 10, (len(y),), generator=gen)
     images = make_images(variant, digits, obj_ids, bg_ids, gen, texture_dir)
-    return MnistVariant(images, y, obj_ids, bg_ids)
+    return MnistVariant(images, y, obj_ids, bg_ids, digits)
 
 
 def test_ceiling(variant: str) -> float:

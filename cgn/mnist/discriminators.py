@@ -7,11 +7,11 @@ from torch import Tensor, nn
 class LinearDiscriminator(nn.Module):
     """Label embedding concatenated to the flattened image, three Linear layers with dropout."""
 
-    def __init__(self, num_classes: int = 10, ndf: int = 512, image_size: int = 32):
+    def __init__(self, num_classes: int = 10, ndf: int = 512, image_size: int = 32, channels: int = 3):
         super().__init__()
         self.label_embedding = nn.Embedding(num_classes, num_classes)
         self.net = nn.Sequential(
-            nn.Linear(num_classes + 3 * image_size * image_size, ndf),
+            nn.Linear(num_classes + channels * image_size * image_size, ndf),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Linear(ndf, ndf),
             nn.Dropout(0.4),

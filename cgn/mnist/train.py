@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from cgn.compose import compose
 from cgn.mnist import datasets
-from cgn.mnist.discriminators import discriminator
+from cgn.mnist.discriminators import LinearDiscriminator, discriminator
 from cgn.mnist.losses import binary_entropy_loss, feature_network, style_loss
 from cgn.mnist.model import MnistCGN, MnistCGNConfig
 from cgn.mnist.sheet import save_grid
@@ -43,6 +43,10 @@ class TrainConfig:
     init: str = "orthogonal"
     gain: float = 0.1
     features: str = "random"
+    # Shape prior: a class-conditional discriminator on the mask against the binarised training
+    # digits. Without it, the composite discriminator can check the class by color alone (color
+    # follows the label in training), and a CPU budget of a few thousand steps leaves masks as blobs.
+    shape_prior: float = 1.0  # weight of the mask adversarial loss; 0 = the paper's losses only
     seed: int = 0
     sample_every: int = 500
     checkpoint_every: int = 1000
@@ -73,9 +77,11 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         texture_dir = Path(cfg.texture_dir) if cfg.texture_dir else None
         data = datasets.load(cfg.dataset, "train", cfg.mnist_dir, texture_dir, limit=cfg.limit)
-        self.images, self.labels = _to_gan(data.images), data.labels
+        self.images, self.labels, self.digits = _to_gan(data.images), data.labels, data.digits
         self.model = MnistCGN(MnistCGNConfig(init_type=cfg.init, init_gain=cfg.gain))
         self.disc = discriminator(cfg.disc)
+        self.mask_disc = LinearDiscriminator(channels=1)
+        self.opt_m = torch.optim.Adam(self.mask_disc.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.features = feature_network(cfg.features)
         self.opt_g = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -107,6 +113,8 @@ class Trainer:
             "binary": cfg.mask_weight * binary_entropy_loss(mask),
             "style": style_loss(self.features, x_gen, x_real, list(cfg.style_weights)),
         }
+        if cfg.shape_prior:
+            losses["shape_prior"] = cfg.shape_prior * F.mse_loss(self.mask_disc(mask, y_gen), ones)
         sum(losses.values()).backward()
         self.opt_g.step()
 
@@ -115,6 +123,12 @@ class Trainer:
         d_fake = F.mse_loss(self.disc(x_gen.detach(), y_gen), zeros)
         ((d_real + d_fake) / 2).backward()
         self.opt_d.step()
+        if cfg.shape_prior:
+            self.opt_m.zero_grad(set_to_none=True)
+            m_real = F.mse_loss(self.mask_disc(self.digits[idx], y_real), ones)
+            m_fake = F.mse_loss(self.mask_disc(mask.detach(), y_gen), zeros)
+            ((m_real + m_fake) / 2).backward()
+            self.opt_m.step()
         self.step_no += 1
         return {k: v.item() for k, v in losses.items()} | {"d_real": d_real.item(), "d_fake": d_fake.item()}
 
@@ -124,9 +138,11 @@ class Trainer:
         path.mkdir(parents=True, exist_ok=True)
         save_file(self.model.state_dict(), path / "model.safetensors")
         save_file(self.disc.state_dict(), path / "discriminator.safetensors")
+        save_file(self.mask_disc.state_dict(), path / "mask_discriminator.safetensors")
         state = {
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "opt_m": self.opt_m.state_dict(),
             "step": self.step_no,
             "seconds": self.seconds,
             "rng": self.gen.get_state(),
@@ -142,9 +158,11 @@ class Trainer:
             return False
         self.model.load_state_dict(load_file(path / "model.safetensors"))
         self.disc.load_state_dict(load_file(path / "discriminator.safetensors"))
+        self.mask_disc.load_state_dict(load_file(path / "mask_discriminator.safetensors"))
         state = torch.load(path / "state.pt", weights_only=True)
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        self.opt_m.load_state_dict(state["opt_m"])
         self.step_no, self.seconds = state["step"], state["seconds"]
         self.gen.set_state(state["rng"])
         return True
