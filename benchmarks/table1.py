@@ -112,6 +112,15 @@ def export_real(dataset: str, work: Path, train_n: int | None, test_n: int | Non
     return path
 
 
+def installed_models(model_store: str | None) -> set[str]:
+    """Installed models as the service will see them (CGN_MODEL_STORE root + built-ins)."""
+    sys.path.insert(0, str(ROOT))
+    from model_store import ModelStore
+
+    root = model_store or os.environ.get("CGN_MODEL_STORE")
+    return {e.name for e in ModelStore(root).entries() if e.installed}
+
+
 def run_job(argv: list[str]) -> dict[str, Any]:
     return job.run(job.parser().parse_args(argv))
 
@@ -162,6 +171,23 @@ def table(results: dict, datasets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def write_results(work: Path, args, argv, results, models, pulls, timings, elapsed: float) -> dict[str, Any]:
+    """results.json after every dataset, so a long run that is cut short keeps what it finished."""
+    command = "python3 benchmarks/table1.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    run = {"command": command, "settings": settings, "timings": timings | {"elapsed_s": round(elapsed, 1)}}
+    path = work / "results.json"
+    out = {"results": {}, "models": {}, "pulls": {}, "runs": {}, "paper": PAPER}
+    if args.merge and path.is_file():
+        out |= {k: v for k, v in json.loads(path.read_text()).items() if k != "paper"}
+    out["results"] |= results
+    out["models"] |= {d: models[d] for d in results}
+    out["pulls"] |= pulls
+    out["runs"] |= {d: run for d in results}
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", default=",".join(DATASETS))
@@ -179,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=ROOT / "var" / "table1")
     p.add_argument("--grids", type=Path, default=ROOT / "docs", help="where the PNG grids of generated data go")
     p.add_argument("--budget-min", type=float, default=45.0, help="warn when the run takes longer")
+    p.add_argument("--skip-missing", action="store_true", help="run only the datasets whose model is installed")
+    p.add_argument(
+        "--merge", action="store_true", help="keep other datasets' results from an earlier run in --work/results.json"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
@@ -189,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--datasets: unknown {', '.join(unknown)}; allowed: {', '.join(DATASETS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
     models = {d: args.model_template.format(dataset=d) for d in datasets}
+    installed = installed_models(args.model_store)
+    missing = [d for d in datasets if models[d] not in installed]
+    if missing and not args.skip_missing:
+        p.error(f"models not installed: {', '.join(models[d] for d in missing)} (--skip-missing runs the others)")
+    datasets = [d for d in datasets if d not in missing]
+    if not datasets:
+        p.error("no dataset has its model installed")
     work = args.work
     (work / "reports").mkdir(parents=True, exist_ok=True)
     (work / "generated").mkdir(parents=True, exist_ok=True)
@@ -246,19 +283,12 @@ def main(argv: list[str] | None = None) -> int:
             grid_src = work / "generated" / f"{models[d]}-uniform-cfs{args.cfs_per_shape}-n{args.cf_n}.npz"
             if grid_src.is_file():
                 save_grid(grid_src, args.grids / f"table1-counterfactuals-{d}.png")
+            timings[f"{d}_s"] = round(time.perf_counter() - t0, 1)
+            out = write_results(work, args, argv, results, models, pulls, timings, time.perf_counter() - t0)
     total = time.perf_counter() - t0
-    timings["total_s"] = round(total, 1)
-    md = table(results, datasets)
-    out = {
-        "command": "python3 benchmarks/table1.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "models": models,
-        "results": results,
-        "pulls": pulls,
-        "timings": timings,
-        "paper": PAPER,
-    }
-    (work / "results.json").write_text(json.dumps(out, indent=2) + "\n")
+    out = write_results(work, args, argv, results, models, pulls, timings, total)
+    shown = [d for d in DATASETS if d in out["results"]]
+    md = table(out["results"], shown)
     (work / "table1.md").write_text(md + "\n")
     print("\nTable 1 (shape head; mean ± std over seeds " + ",".join(map(str, seeds)) + "; paper in parentheses)")
     print(md)

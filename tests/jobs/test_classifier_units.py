@@ -1,5 +1,8 @@
 """The ensemble, the data files and the mixing of real and generated samples."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -96,3 +99,10 @@ def test_shape_head_learns_the_shape_when_counterfactuals_break_the_shortcut():
     assert result["texture"] > 0.9  # the color head names the color it sees
     assert evaluate(plain, test)["own"]["shape"] < 0.5  # test colors swapped: the shortcut shows
     assert [r["lr"] for r in history] == pytest.approx([1.0, 0.7, 0.49])
+
+
+def test_job_imports_only_the_sdk_never_the_server():
+    code = "import sys, cgn_classifier.cli, cgn_classifier.data; import cgn_client.batch; "
+    code += "print(sorted({m.split('.')[0] for m in sys.modules} & {'cgn', 'service', 'model_store', 'cgn_cli'}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.strip() == "[]"
