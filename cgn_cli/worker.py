@@ -34,10 +34,14 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     device = args.device or settings.device
-    if device != "cpu":
-        torch.device(device)  # refuses malformed names early
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"--device {device!r}: not a torch device ({exc}); e.g. cpu, cuda, cuda:1") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index or 0) >= count:
+            raise ValueError(f"--device {device}: this machine has {count} CUDA device(s)")
     threads = args.threads if args.threads is not None else (settings.threads or 1)
     torch.set_num_threads(max(1, threads))
     queue = BatchQueue.from_url(args.redis_url or settings.redis_url, QueueConfig.from_settings(settings))

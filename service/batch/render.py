@@ -25,8 +25,8 @@ def generate(
     p = samples(spec, start, stop, explicit)
     parts: dict[str, list[np.ndarray]] = {o: [] for o in spec.outputs}
     for b in range(0, len(p.keys), batch_size):
-        labels = torch.from_numpy(p.labels[b : b + batch_size])
-        seeds = torch.from_numpy(p.seeds[b : b + batch_size])
+        labels = torch.from_numpy(np.array(p.labels[b : b + batch_size]))  # a copy: explicit tables are read-only
+        seeds = torch.from_numpy(np.array(p.seeds[b : b + batch_size]))
         out = counterfactuals(model, labels, seeds, spec.outputs)
         for name in spec.outputs:
             parts[name].append(to_uint8(out[name]).numpy())

@@ -167,3 +167,13 @@ def test_result_store_writes_atomically_under_fsspec_urls(tmp_path):
         store.remove_tree("job")
         assert not store.exists("job/shard-000000.npz")
     assert not list((tmp_path / "r").glob("**/*.tmp"))
+
+
+@pytest.mark.parametrize("device", ["cuda:1", "gpu7"])
+def test_worker_cli_refuses_a_device_it_cannot_use(device, capsys):
+    from cgn_cli.main import main
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 1:
+        pytest.skip("this machine has that device")
+    assert main(["worker", "--device", device, "--redis-url", "redis://127.0.0.1:1/0"]) == 2
+    assert f"--device {device}" in capsys.readouterr().err.replace("'", "")
