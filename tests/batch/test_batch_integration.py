@@ -54,9 +54,13 @@ def test_happy_path_two_workers_npz_and_webdataset(stack, tmp_path):
 
     listed = httpx.get(f"{stack.url}/batches").json()
     assert {j["id"] for j in listed["jobs"]} == {job.id, wds.id} and listed["total"] == 2
-    info = httpx.get(f"{stack.url}/batches/workers").json()
-    alive = [w for w in info["workers"] if w["alive"]]
-    assert len(alive) == 2 and sum(w["samples_done"] for w in alive) == 52 and info["queued_samples"] == 0
+
+    def workers_report_all_samples():
+        info = httpx.get(f"{stack.url}/batches/workers").json()
+        alive = [w for w in info["workers"] if w["alive"]]
+        return len(alive) == 2 and sum(w["samples_done"] for w in alive) == 52 and info["queued_samples"] == 0
+
+    stack.wait_for(workers_report_all_samples, timeout=30, what="per-worker metrics to add up")
 
 
 def test_worker_sigkill_mid_chunk_is_redelivered(stack):
