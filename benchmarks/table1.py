@@ -100,14 +100,14 @@ class Service:
                 self.proc.wait()
 
 
-def export_real(dataset: str, work: Path, train_n: int | None, test_n: int | None) -> Path:
-    """The real splits as the job reads them; reused when a previous run wrote the same ones."""
+def export_real(dataset: str, work: Path, train_n: int | None) -> Path:
+    """The real splits as the job reads them (the whole test set); reused when an earlier run wrote them."""
     from export_mnist_variant import export
 
-    path = work / "data" / f"{dataset}-train{train_n or 'all'}-test{test_n or 'all'}.npz"
+    path = work / "data" / f"{dataset}-train{train_n or 'all'}.npz"
     if not path.is_file():
         t0 = time.perf_counter()
-        export(dataset, path, train_n, test_n, None)
+        export(dataset, path, train_n, None, None)
         log.info("exported %s real splits to %s in %.1f s", dataset, path, time.perf_counter() - t0)
     return path
 
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-template", default="mnist-{dataset}", help="model name per dataset")
     p.add_argument("--model-store", help="CGN_MODEL_STORE for the service (built-ins are always visible)")
     p.add_argument("--real-n", type=int, default=20000, help="real training images (first N of 60,000)")
-    p.add_argument("--test-n", type=int, help="test images (default: all 10,000)")
+    p.add_argument("--test-n", type=int, help="evenly spaced test images per evaluation (default: all 10,000)")
     p.add_argument("--cf-n", type=int, default=20000, help="generated training images per config and dataset")
     p.add_argument("--cfs-per-shape", type=int, default=10, help="counterfactuals per shape (paper: 10)")
     p.add_argument("--epochs", type=int, default=3)
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     (work / "reports").mkdir(parents=True, exist_ok=True)
     (work / "generated").mkdir(parents=True, exist_ok=True)
 
-    real = {d: export_real(d, work, args.real_n, args.test_n) for d in datasets}
+    real = {d: export_real(d, work, args.real_n) for d in datasets}
     t_export = time.perf_counter() - t0
     results: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {"export_s": round(t_export, 1)}
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                     tag = f"{d}-{config.split()[-1].lower()}-seed{seed}"
                     argv = ["--data", str(real[d]), "--out", str(work / "reports" / f"{tag}.json"), "--quiet"]
                     argv += ["--epochs", str(args.epochs), "--seed", str(seed), "--heads", args.heads]
-                    argv += ["--threads", str(args.threads)]
+                    argv += ["--threads", str(args.threads)] + (["--test-n", str(args.test_n)] if args.test_n else [])
                     if gen is None:
                         argv += ["--cf-n", "0"]
                     else:

@@ -54,6 +54,7 @@ def test_real_file_round_trip_and_digit_labels_for_every_head(tmp_path):
     assert np.array_equal(real.train.images, split["images"])
     assert real.test.factors.tolist() == [[i, 4 - i, 7] for i in range(5)]
     assert real.train.training_labels().tolist() == [[i, i, i] for i in range(5)]
+    assert real.test.spread(3).digits.tolist() == [0, 2, 4] and real.train.take(2).digits.tolist() == [0, 1]
     with pytest.raises(FileNotFoundError, match="export_mnist_variant"):
         load_real(tmp_path / "missing.npz")
 

@@ -40,7 +40,15 @@ class Split:
         return np.repeat(self.digits[:, None], 3, axis=1)
 
     def take(self, limit: int | None) -> "Split":
+        """The first `limit` images (the MNIST training set is in random order)."""
         return self if limit is None or limit >= len(self) else Split(self.images[:limit], self.factors[:limit])
+
+    def spread(self, limit: int | None) -> "Split":
+        """`limit` evenly spaced images: the MNIST test set's first half is easier than its second."""
+        if limit is None or limit >= len(self):
+            return self
+        idx = np.linspace(0, len(self) - 1, limit).round().astype(np.int64)
+        return Split(self.images[idx], self.factors[idx])
 
 
 @dataclass
