@@ -7,12 +7,17 @@ from pathlib import Path
 IMPORT_FORMATS = ("official-imagenet", "official-mnist")
 
 
-def _root(args: argparse.Namespace) -> Path:
+def _configured_root(args: argparse.Namespace) -> Path | None:
+    """--root, else the service's one setting (CGN_MODEL_STORE)."""
     if args.root is not None:
         return args.root
     from service.settings import Settings
 
-    root = Settings().model_store
+    return Settings().model_store
+
+
+def _root(args: argparse.Namespace) -> Path:
+    root = _configured_root(args)
     if root is None:
         raise ValueError("no writable model store: pass --root DIR or set CGN_MODEL_STORE")
     return root
@@ -21,12 +26,7 @@ def _root(args: argparse.Namespace) -> Path:
 def _store(args: argparse.Namespace):
     from model_store import ModelStore
 
-    root = args.root
-    if root is None:
-        from service.settings import Settings
-
-        root = Settings().model_store
-    return ModelStore(root)
+    return ModelStore(_configured_root(args))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
