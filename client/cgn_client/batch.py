@@ -9,6 +9,7 @@ import json
 import os
 import tarfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,12 +202,14 @@ def _http_of(client: Any) -> Any:
     return getattr(client, "_http", client)
 
 
-def submit_batch(client: Any, n: int | None = None, **options: Any) -> BatchJob:
+def submit_batch(client: Any, n: int | None = None, *, retries: int = 2, **options: Any) -> BatchJob:
     """POST /batches -> BatchJob. Options: model, seed, policy ("uniform" or "same"), shape, texture, bg
     (fixed labels, ids or names), labels (explicit [shape, texture, bg] rows), cfs_per_shape, outputs,
-    shard_size, format ("npz" or "wds"). Sample i's labels and seeds come from (seed, i) alone."""
+    shard_size, format ("npz" or "wds"). Sample i's labels and seeds come from (seed, i) alone.
+    `retries`: on 503 (queue full: honours Retry-After) and connection errors; safe, the POST is idempotent."""
     http = _http_of(client)
-    info = _request(http, "POST", "/batches", json=_body(n, **options), retries=0).json()
+    headers = {"Idempotency-Key": uuid.uuid4().hex}  # so retrying a lost answer never queues the job twice
+    info = _request(http, "POST", "/batches", retries, json=_body(n, **options), headers=headers).json()
     return BatchJob(http, info["id"], info)
 
 
@@ -281,9 +284,10 @@ class AsyncBatchJob:
                 await asyncio.sleep(self.poll_s)
 
 
-async def asubmit_batch(client: Any, n: int | None = None, **options: Any) -> AsyncBatchJob:
+async def asubmit_batch(client: Any, n: int | None = None, *, retries: int = 2, **options: Any) -> AsyncBatchJob:
     http = _http_of(client)
-    info = (await _arequest(http, "POST", "/batches", json=_body(n, **options), retries=0)).json()
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    info = (await _arequest(http, "POST", "/batches", retries, json=_body(n, **options), headers=headers)).json()
     return AsyncBatchJob(http, info["id"], info)
 
 

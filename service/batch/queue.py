@@ -56,6 +56,10 @@ class QueueFull(Exception):
 
 
 _SUBMIT = """
+if KEYS[7] ~= '' then
+  local seen = redis.call('GET', KEYS[7])
+  if seen then return {2, seen} end
+end
 local queued = tonumber(redis.call('GET', KEYS[4]) or '0')
 local n = tonumber(ARGV[3])
 if queued + n > tonumber(ARGV[7]) then return {0, queued} end
@@ -67,6 +71,7 @@ redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
 redis.call('INCRBY', KEYS[4], n)
 if ARGV[8] ~= '' then redis.call('SET', KEYS[6], ARGV[8]) end
 for k = 0, tonumber(ARGV[4]) - 1 do redis.call('XADD', KEYS[5], '*', 'job', ARGV[1], 'chunk', k) end
+if KEYS[7] ~= '' then redis.call('SET', KEYS[7], ARGV[1], 'EX', math.ceil(tonumber(ARGV[6]) - tonumber(ARGV[5]))) end
 return {1, queued + n}
 """
 
@@ -140,18 +145,21 @@ class BatchQueue:
         return f"{self.config.prefix}:job:{job_id}" + (f":{part}" if part else "")
 
     # ---- API side -------------------------------------------------------------------------------
-    def submit(self, spec: BatchSpec, explicit: np.ndarray | None = None) -> str:
+    def submit(self, spec: BatchSpec, explicit: np.ndarray | None = None, idempotency_key: str | None = None) -> str:
+        """-> job id. A repeated idempotency key returns the first job's id (a client retrying a POST
+        whose answer it lost does not queue the job twice)."""
         job_id = uuid.uuid4().hex
         now = time.time()
         labels = b"" if explicit is None else np.ascontiguousarray(explicit, dtype="<i8").tobytes()
         keys = [self.job_key(job_id), self.jobs, self.expiry, self.queued_key, self.stream]
         keys.append(self.job_key(job_id, "labels"))
+        keys.append(f"{self.config.prefix}:idempotency:{idempotency_key}" if idempotency_key else "")
         args = [job_id, spec.to_json(), spec.n, spec.num_chunks, now, now + self.config.ttl_s]
         args += [self.config.max_queued_samples, labels, self.config.group]
-        ok, queued = self._submit(keys=keys, args=args)
-        if not ok:
-            raise QueueFull(int(queued), self.config.max_queued_samples)
-        return job_id
+        ok, value = self._submit(keys=keys, args=args)
+        if ok == 0:
+            raise QueueFull(int(value), self.config.max_queued_samples)
+        return value.decode() if ok == 2 else job_id
 
     def status(self, job_id: str) -> dict[str, Any] | None:
         pipe = self.r.pipeline(transaction=True)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import redis
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -215,12 +215,18 @@ def _status(queue: BatchQueue, job_id: str) -> dict[str, Any]:
         503: {"description": "the queue is full or Redis is unavailable; retry after Retry-After seconds"},
     },
 )
-def submit(req: BatchRequest, request: Request, response: Response, services: Services = Depends(get_services)):
+def submit(
+    req: BatchRequest,
+    request: Request,
+    response: Response,
+    services: Services = Depends(get_services),
+    idempotency_key: Annotated[str | None, Header(max_length=200, description="retry-safe submit")] = None,
+):
     queue = get_queue(request)
     spec, explicit = _spec(req, services)
     with broker():
         try:
-            job_id = queue.submit(spec, explicit)
+            job_id = queue.submit(spec, explicit, idempotency_key)
         except QueueFull as exc:
             raise Overloaded(f"{exc}; retry later", retry_after=max(1, services.settings.retry_after_s) * 10) from exc
         ResultStore(spec.results).put(f"{job_id}/job.json", spec.to_json().encode())

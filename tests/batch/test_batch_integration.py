@@ -4,6 +4,7 @@ Every test ends by comparing the job's shards with an uninterrupted in-process r
 (Stack.check): byte-identical shards, each sample key exactly once, exact sample count.
 """
 
+import asyncio
 import csv
 import io
 import signal
@@ -12,7 +13,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from cgn_client import InvalidRequestError, NotFoundError, OverloadedError, UnknownNameError
+from cgn_client import AsyncCGNClient, InvalidRequestError, NotFoundError, OverloadedError, UnknownNameError
 from cgn_client.batch import BatchJobError, batch_job
 
 pytestmark = pytest.mark.slow
@@ -61,6 +62,16 @@ def test_happy_path_two_workers_npz_and_webdataset(stack, tmp_path):
         return len(alive) == 2 and sum(w["samples_done"] for w in alive) == 52 and info["queued_samples"] == 0
 
     stack.wait_for(workers_report_all_samples, timeout=30, what="per-worker metrics to add up")
+
+    async def with_the_async_client():
+        async with AsyncCGNClient(stack.url) as ac:
+            j = await ac.submit_batch(6, seed=8, shard_size=4, format="wds")
+            done = await j.wait(timeout=120)
+            return j.id, done, [sh async for sh in j.iter_shards()]
+
+    job_id, done, shards = asyncio.run(with_the_async_client())
+    assert done["done"] == 6 and sorted(sh.index for sh in shards) == [0, 1]
+    stack.check(job_id)
 
 
 def test_worker_sigkill_mid_chunk_is_redelivered(stack):
@@ -179,7 +190,7 @@ def test_bad_requests_get_4xx_with_a_message(make_stack):
     r = refused({"n": 100}, 503, None, ["limit is 600"])
     assert int(r.headers["Retry-After"]) >= 1
     with pytest.raises(OverloadedError):
-        client.submit_batch(100)
+        client.submit_batch(100, retries=0)
     r = httpx.get(f"{url}/{job.id}/shards/20")
     assert r.status_code == 404 and "[0, 19]" in r.json()["error"]["message"]
     r = httpx.get(f"{url}/{job.id}/shards/3")

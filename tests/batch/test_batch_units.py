@@ -177,3 +177,10 @@ def test_worker_cli_refuses_a_device_it_cannot_use(device, capsys):
         pytest.skip("this machine has that device")
     assert main(["worker", "--device", device, "--redis-url", "redis://127.0.0.1:1/0"]) == 2
     assert f"--device {device}" in capsys.readouterr().err.replace("'", "")
+
+
+def test_a_retried_submit_with_the_same_idempotency_key_queues_once(queue):
+    first = queue.submit(spec_of(n=10), idempotency_key="abc")
+    assert queue.submit(spec_of(n=10), idempotency_key="abc") == first
+    assert queue.submit(spec_of(n=10), idempotency_key="other") != first
+    assert queue.queued_samples() == 20 and queue.count() == 2
