@@ -8,6 +8,7 @@
 import os
 import re
 import shlex
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,15 @@ DOCKERFILE = ROOT / "docker" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 SCHEMA = Path(__file__).parent / "compose-spec.schema.json"
+
+
+def free_port() -> int:
+    """The same as tests/conftest.py's. Not imported from there: with several conftest.py files and no
+    packages, `import conftest` gets whichever conftest pytest loaded last (in a full run, tests/client's)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 # ---- compose ----------------------------------------------------------------------------------------
 

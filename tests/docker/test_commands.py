@@ -15,8 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import free_port
-from dockerspec import COMPOSE, COMPOSE_GPU, ROOT, as_argv, compose_config, env_of, healthcheck_argv
+from dockerspec import COMPOSE, COMPOSE_GPU, ROOT, as_argv, compose_config, env_of, free_port, healthcheck_argv
 
 HEALTHCHECK_TOOL = ROOT / "docker" / "healthcheck.py"
 DOCS = [ROOT / "docs" / "deploy.md", ROOT / "README.md", COMPOSE, COMPOSE_GPU]
