@@ -13,6 +13,7 @@ random-weight MNIST CGN of the same architecture (same compute; the bytes differ
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -64,43 +65,86 @@ def raw_images_per_s(root: Path | None, name: str, batch: int, seconds: float) -
     return done / (time.perf_counter() - start)
 
 
-def http_images_per_s(url: str, batch: int, seconds: float) -> float:
+def http_images_per_s(url: str, batch: int, num_batches: int) -> float:
+    """A fixed number of batches, so that no prefetched batch is made and not counted."""
     from cgn_client import CGNClient
 
-    with CGNClient(url, timeout=120) as client:
-        client.sample_batch(batch)  # warm-up
+    with CGNClient(url, timeout=300) as client:
         done, start = 0, time.perf_counter()
-        for b in client.batches(batch, prefetch=2, seed=1):
+        for b in client.batches(batch, prefetch=2, seed=1, num_batches=num_batches):
             done += len(b)
-            if time.perf_counter() - start >= seconds:
-                break
         return done / (time.perf_counter() - start)
 
 
 async def counterfactual_rps(url: str, concurrency: int, seconds: float) -> float:
-    """Each client sends one /counterfactual after another (its own seed sequence); returns requests/s."""
+    """`concurrency` keep-alive connections, each sending one /counterfactual after another; requests/s.
+
+    A minimal HTTP/1.1 client on asyncio streams (like wrk or hey): the load generator shares the two
+    cores with the server, so it must cost little CPU per request, the same for both modes.
+    """
+    host, port = url.removeprefix("http://").split(":")
     done = 0
     stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
 
-        async def one_client(c: int) -> None:
-            nonlocal done
-            i = 0
+    async def one_client(c: int) -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection(host, int(port))
+        i = 0
+        try:
             while time.perf_counter() < stop:
-                body = {"shape": (c + i) % 10, "texture": i % 10, "bg": (3 * c) % 10, "seed": 100_000 * c + i}
-                r = await http.post("/counterfactual", json=body)
-                r.raise_for_status()
+                labels = {"shape": (c + i) % 10, "texture": i % 10, "bg": (3 * c) % 10}
+                body = json.dumps(labels | {"seed": 100_000 * c + i})
+                head = f"POST /counterfactual HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n{body}".encode())
+                status = await reader.readline()
+                if b" 200 " not in status:
+                    raise RuntimeError(f"/counterfactual answered {status!r}")
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                png = await reader.readexactly(length)
+                assert png[:4] == b"\x89PNG"
                 done += 1
                 i += 1
+        finally:
+            writer.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(one_client(c) for c in range(concurrency)))
-        return done / (time.perf_counter() - start)
+    start = time.perf_counter()
+    await asyncio.gather(*(one_client(c) for c in range(concurrency)))
+    return done / (time.perf_counter() - start)
+
+
+def CGNClientWarmup(url: str, batch: int) -> None:  # noqa: N802
+    from cgn_client import CGNClient
+
+    with CGNClient(url, timeout=300) as client:
+        client.sample_batch(batch)
 
 
 def metric_sum(text: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+class CpuMeter:
+    """CPU seconds used by this process and the server process: a figure the machine's load barely moves."""
+
+    def __init__(self, server_pid: int):
+        self.pid = server_pid
+
+    def read(self) -> tuple[float, float]:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        t = os.times()
+        return server, t.user + t.system
+
+
+def measured(meter: CpuMeter, fn, *args) -> tuple[float, float, float]:
+    """(fn's result: units per second, server CPU seconds, client CPU seconds) for one call of fn."""
+    s0, c0 = meter.read()
+    rate = fn(*args)
+    s1, c1 = meter.read()
+    return rate, s1 - s0, c1 - c0
 
 
 def main() -> int:
@@ -109,18 +153,17 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=32, help="sample_batch size and raw generator batch size")
     ap.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     ap.add_argument("--concurrency", type=int, default=32)
-    ap.add_argument("--max-wait-ms", type=float, default=2.0, help="server CGN_MAX_WAIT_MS")
+    ap.add_argument("--max-wait-ms", type=float, default=10.0, help="server CGN_MAX_WAIT_MS")
     ap.add_argument("--threads", type=int, default=1, help="torch threads, here and in the server (CGN_THREADS)")
     args = ap.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-
     tmp = Path(tempfile.mkdtemp(prefix="cgn-bench-"))
     root, name, what = pick_model(args.model, tmp)
     print(f"model: {what}; torch threads {torch.get_num_threads()}; {os.cpu_count()} CPUs; "
-          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+          f"load average before {os.getloadavg()[0]:.1f}")  # fmt: skip
 
     sys.path.insert(0, str(REPO / "tests" / "service"))
     from servers import ServerProcess
@@ -137,25 +180,36 @@ def main() -> int:
     if root is not None:
         env["CGN_MODEL_STORE"] = str(root)
     server = ServerProcess(env, tmp / "server.log").start()
+    meter = CpuMeter(server.proc.pid)
     try:
         # the server idles while the raw generator runs in this process, and the other way round
-        raw = raw_images_per_s(root, name, args.batch, args.seconds)
-        http = http_images_per_s(server.url, args.batch, args.seconds)
+        raw, _, raw_cpu = measured(meter, raw_images_per_s, root, name, args.batch, args.seconds)
+        CGNClientWarmup(server.url, args.batch)
+        num_batches = max(4, round(raw * args.seconds / args.batch))
+        http, http_srv, http_cli = measured(meter, http_images_per_s, server.url, args.batch, num_batches)
+        n_raw, n_http = raw * args.seconds, num_batches * args.batch  # images made (raw: rate x its duration)
         print(f"sample_batch over HTTP: {http:8.1f} images/s  raw in-process generator: {raw:8.1f} images/s  "
               f"(batch {args.batch})  ratio {http / raw:.2f}  (target >= 0.8)")  # fmt: skip
+        raw_ms, http_ms = 1000 * raw_cpu / n_raw, 1000 * (http_srv + http_cli) / n_http
+        print(f"  CPU per image: HTTP {http_ms:.2f} ms (server + client)  raw {raw_ms:.2f} ms  "
+              f"CPU ratio {raw_ms / http_ms:.2f}")  # fmt: skip
+
         asyncio.run(counterfactual_rps(server.url, 1, 1.0))  # warm-up
-        seq = asyncio.run(counterfactual_rps(server.url, 1, args.seconds))
-        conc = asyncio.run(counterfactual_rps(server.url, args.concurrency, args.seconds))
+        seq, seq_srv, seq_cli = measured(meter, lambda: asyncio.run(counterfactual_rps(server.url, 1, args.seconds)))
+        conc, conc_srv, conc_cli = measured(
+            meter, lambda: asyncio.run(counterfactual_rps(server.url, args.concurrency, args.seconds))
+        )
         metrics = httpx.get(f"{server.url}/metrics").text
-        count = sum(
-            float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("cgn_microbatch_size_count")
-        )
-        total = sum(
-            float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("cgn_microbatch_size_sum")
-        )
+        count, total = (metric_sum(metrics, f"cgn_microbatch_size_{kind}") for kind in ("count", "sum"))
         print(f"/counterfactual: {args.concurrency} concurrent clients {conc:7.1f} req/s  "
               f"sequential {seq:7.1f} req/s  ratio {conc / seq:.2f}  (target >= 3)  "
               f"mean micro-batch {total / max(count, 1):.1f} samples")  # fmt: skip
+        seq_ms = 1000 * (seq_srv + seq_cli) / (seq * args.seconds)
+        conc_ms = 1000 * (conc_srv + conc_cli) / (conc * args.seconds)
+        print(f"  CPU per request: sequential {seq_ms:.2f} ms  concurrent {conc_ms:.2f} ms (server + client)  "
+              f"CPU ratio {seq_ms / conc_ms:.2f}; server alone {1000 * seq_srv / (seq * args.seconds):.2f} vs "
+              f"{1000 * conc_srv / (conc * args.seconds):.2f} ms")  # fmt: skip
+        print(f"load average after {os.getloadavg()[0]:.1f}")
     finally:
         server.stop()
     return 0

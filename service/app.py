@@ -118,7 +118,9 @@ class RequestContext:
         m = self.services.metrics
         m.requests.labels(scope["method"], path, str(status["code"])).inc()
         m.latency.labels(path).observe(elapsed)
-        log.info("%s %s %s %d %.1fms", rid, scope["method"], scope["path"], status["code"], elapsed * 1000)
+        code = status["code"]  # successes at DEBUG: a log line per request costs more CPU than parsing it
+        level = logging.DEBUG if code < 400 else logging.INFO if code < 500 else logging.ERROR
+        log.log(level, "%s %s %s %d %.1fms", rid, scope["method"], scope["path"], code, elapsed * 1000)
 
     async def _too_large(self, scope: Scope, send: Send, rid: str, limit: int, status: dict) -> None:
         from starlette.requests import Request

@@ -6,9 +6,9 @@ oldest work, waits up to `max_wait_ms` for more work with the same `BatchKey`, r
 batch and hands each request its rows. Samples are batch-independent in the core (per-sample
 generators, eval mode, batch-of-1 padding), so a request gets the same bytes alone or in company.
 
-The wait is adaptive: the HTTP layer announces each generation request as soon as it arrives
-(`announce`), and the owner waits for company only while announced requests have not been
-submitted yet. A lone client never waits; 32 concurrent ones fill the batch.
+The wait is adaptive: the HTTP layer announces each generation request (`announce`), and the owner
+waits for company only while other requests are inside the server (being parsed, or being answered:
+under load their clients come right back). A lone client never waits; concurrent ones fill the batch.
 
 The batch worker (service.batch) loads and runs models through `load_model` and `generate`, so a
 sample of a batch job has the same bytes as the same sample served here.
@@ -106,6 +106,9 @@ class Work:
         return len(self.labels)
 
 
+GATHER_POLL_S = 0.002  # while gathering a micro-batch the owner looks at the queue this often
+
+
 class QueueFull(RuntimeError):
     pass
 
@@ -133,6 +136,8 @@ class Runner:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._coming = 0  # requests announced by the HTTP layer and not submitted (or dropped) yet
+        self._inflight = 0  # announced requests not answered yet (queued, running, or being answered)
+        self._idle = False  # the owner sleeps on an empty queue: only then does submit wake it
 
     # --- models -------------------------------------------------------------------------------
     def loaded(self, name: str) -> LoadedModel | None:
@@ -161,15 +166,16 @@ class Runner:
         token = _Announcement()
         with self._cond:
             self._coming += 1
+            self._inflight += 1
         previous = _current.set(token)
         try:
             yield
         finally:
             _current.reset(previous)
-            if not token.settled:
-                with self._cond:
+            with self._cond:
+                self._inflight -= 1
+                if not token.settled:
                     self._coming -= 1
-                    self._cond.notify_all()
 
     def submit(self, work: Work) -> concurrent.futures.Future:
         token = _current.get()
@@ -182,7 +188,8 @@ class Runner:
             if len(self._queue) >= self.max_queue:
                 raise QueueFull(f"{len(self._queue)} requests are waiting for the model (limit {self.max_queue})")
             self._queue.append(work)
-            self._cond.notify()
+            if self._idle:  # waking a gathering owner per request would cost a GIL hand-over each time
+                self._cond.notify()
         return work.future
 
     def start(self) -> None:
@@ -204,7 +211,9 @@ class Runner:
         """The oldest work plus compatible work arriving within max_wait, up to max_batch rows."""
         with self._cond:
             while not self._queue and not self._stopping:
+                self._idle = True
                 self._cond.wait()
+                self._idle = False
             if self._stopping:
                 return None
             first = self._queue.popleft()
@@ -217,10 +226,14 @@ class Runner:
                         batch.append(work)
                         rows += work.n
                 remaining = deadline - time.monotonic()
-                if rows >= self.max_batch or remaining <= 0 or self._coming <= 0:
+                if rows >= self.max_batch or remaining <= 0 or not self._company_expected(len(batch)):
                     break  # full, waited long enough, or nobody else is on the way
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, GATHER_POLL_S))
             return batch
+
+    def _company_expected(self, taken: int) -> bool:
+        """Requests are being parsed, or other clients are being answered (under load they come right back)."""
+        return self._coming > 0 or self._inflight > taken + len(self._queue)
 
     def _loop(self) -> None:
         if self.settings.threads:
