@@ -43,6 +43,7 @@ CONFIGS = {  # name -> (policy, counterfactuals per shape); None: real data only
     "Original + GAN": ("same", 1),
     "Original + CGN": ("uniform", None),
 }
+ORACLE = "Original + true CFs (diagnostic)"  # real digits recoloured at random: what a flawless CGN would give
 # Table 1 of the paper (train, test accuracy in %), for the rows we reproduce.
 PAPER = {
     "Original": {"colored": (99.5, 35.9), "double-colored": (100.0, 10.3), "wildlife": (100.0, 10.1)},
@@ -112,6 +113,17 @@ def export_real(dataset: str, work: Path, train_n: int | None) -> Path:
     return path
 
 
+def oracle_file(dataset: str, work: Path, args: argparse.Namespace) -> Path:
+    from export_mnist_variant import export_oracle
+
+    path = work / "generated" / f"oracle-{dataset}-cfs{args.cfs_per_shape}-n{args.cf_n}.npz"
+    if not path.is_file():
+        if args.real_n + args.cf_n > 60000:
+            raise SystemExit("--oracle: --real-n + --cf-n must stay within the 60,000 training digits")
+        export_oracle(dataset, path, args.cf_n, args.cfs_per_shape)
+    return path
+
+
 def installed_models(model_store: str | None) -> set[str]:
     """Installed models as the service will see them (CGN_MODEL_STORE root + built-ins)."""
     sys.path.insert(0, str(ROOT))
@@ -156,17 +168,18 @@ def save_grid(cf_path: Path, out: Path, rows: int = 10, cols: int = 10, scale: i
 def table(results: dict, datasets: list[str]) -> str:
     head = "| classifier | " + " | ".join(f"{TITLES[d]} train | {TITLES[d]} test" for d in datasets) + " |"
     lines = [head, "|" + " --- |" * (1 + 2 * len(datasets))]
-    for config in CONFIGS:
+    rows = [*CONFIGS] + ([ORACLE] if any(ORACLE in results.get(d, {}) for d in datasets) else [])
+    for config in rows:
         cells = []
         for d in datasets:
             r = results.get(d, {}).get(config)
-            paper = PAPER[config][d]
+            paper = tuple(f" ({v:.1f})" for v in PAPER[config][d]) if config in PAPER else ("", "")
             for k, key in enumerate(("train", "test")):
                 if r is None:
-                    cells.append(f"- ({paper[k]:.1f})")
+                    cells.append(f"-{paper[k]}")
                 else:
                     s = r[key]
-                    cells.append(f"{s['mean']:.1f} ± {s['std']:.1f} ({paper[k]:.1f})")
+                    cells.append(f"{s['mean']:.1f} ± {s['std']:.1f}{paper[k]}")
         lines.append(f"| {config} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -194,17 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2", help="classifier seeds")
     p.add_argument("--model-template", default="mnist-{dataset}", help="model name per dataset")
     p.add_argument("--model-store", help="CGN_MODEL_STORE for the service (built-ins are always visible)")
-    p.add_argument("--real-n", type=int, default=20000, help="real training images (first N of 60,000)")
-    p.add_argument("--test-n", type=int, help="evenly spaced test images per evaluation (default: all 10,000)")
-    p.add_argument("--cf-n", type=int, default=20000, help="generated training images per config and dataset")
+    p.add_argument("--real-n", type=int, default=10000, help="real training images (first N of 60,000)")
+    p.add_argument("--test-n", type=int, default=5000, help="evenly spaced test images per evaluation (of 10,000)")
+    p.add_argument("--cf-n", type=int, default=10000, help="generated training images per config and dataset")
     p.add_argument("--cfs-per-shape", type=int, default=10, help="counterfactuals per shape (paper: 10)")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--heads", default="shape,texture,background")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the job and of the service")
     p.add_argument("--pull-batch-size", type=int, default=500)
     p.add_argument("--work", type=Path, default=ROOT / "var" / "table1")
     p.add_argument("--grids", type=Path, default=ROOT / "docs", help="where the PNG grids of generated data go")
     p.add_argument("--budget-min", type=float, default=45.0, help="warn when the run takes longer")
+    p.add_argument("--oracle", action="store_true", help=f"add the row {ORACLE!r}: the budget's ceiling")
     p.add_argument("--skip-missing", action="store_true", help="run only the datasets whose model is installed")
     p.add_argument(
         "--merge", action="store_true", help="keep other datasets' results from an earlier run in --work/results.json"
@@ -242,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("service on %s with %s", service.url, ", ".join(dict.fromkeys(models.values())))
         for d in datasets:
             results[d] = {}
-            for config, gen in CONFIGS.items():
+            configs = dict(CONFIGS) | ({ORACLE: "oracle"} if args.oracle else {})
+            for config, gen in configs.items():
                 runs = []
                 for seed in seeds:
                     tag = f"{d}-{config.split()[-1].lower()}-seed{seed}"
@@ -251,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                     argv += ["--threads", str(args.threads)] + (["--test-n", str(args.test_n)] if args.test_n else [])
                     if gen is None:
                         argv += ["--cf-n", "0"]
+                    elif gen == "oracle":
+                        argv += ["--source", "file", "--cf-file", str(oracle_file(d, work, args))]
                     else:
                         policy, cfs = gen
                         cfs = cfs or args.cfs_per_shape
@@ -259,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                         argv += ["--policy", policy, "--cfs-per-shape", str(cfs), "--cf-cache", str(cache)]
                         argv += ["--pull-batch-size", str(args.pull_batch_size)]
                     report = run_job(argv)
-                    if report["service"] and "cache" not in report["service"]:
+                    svc = report["service"] or {}
+                    if svc.get("source") in ("stream", "batch") and "cache" not in svc:
                         pulls[f"{d}/{config}"] = {k: report["service"].get(k) for k in ("n", "seconds", "images_per_s")}
                     runs.append(report)
                     t = report["table1"]

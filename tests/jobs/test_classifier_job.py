@@ -101,10 +101,11 @@ def test_tiny_table1_benchmark(jobs_store, tmp_path):
     argv = ["--model-store", str(jobs_store), "--model-template", "mnist-test", "--datasets", "colored"]
     argv += ["--seeds", "0,1", "--real-n", "200", "--test-n", "100", "--cf-n", "100", "--epochs", "1"]
     argv += ["--work", str(tmp_path / "work"), "--grids", str(tmp_path / "grids"), "--pull-batch-size", "100"]
+    argv += ["--oracle"]
     assert table1.main(argv) == 0
     out = json.loads((tmp_path / "work" / "results.json").read_text())
     cells = out["results"]["colored"]
-    assert list(cells) == ["Original", "Original + GAN", "Original + CGN"]
+    assert list(cells) == ["Original", "Original + GAN", "Original + CGN", "Original + true CFs (diagnostic)"]
     for cell in cells.values():
         for key in ("train", "test"):
             assert len(cell[key]["runs"]) == 2 and 0 <= cell[key]["mean"] <= 100 and cell[key]["std"] >= 0
@@ -117,6 +118,8 @@ def test_tiny_table1_benchmark(jobs_store, tmp_path):
     assert (cgn.labels[:, 0].reshape(10, 10) == cgn.labels[::10, :1]).all()
     table = (tmp_path / "work" / "table1.md").read_text()
     assert "| Original + CGN |" in table and "(95.1)" in table and "(35.9)" in table
+    oracle = data.Counterfactuals.load(tmp_path / "work" / "generated" / "oracle-colored-cfs10-n100.npz")
+    assert (oracle.labels[:, 0].reshape(10, 10) == oracle.labels[::10, :1]).all() and oracle.images.shape[0] == 100
     assert Image.open(tmp_path / "grids" / "table1-counterfactuals-colored.png").size == (640, 640)
     with pytest.raises(httpx.TransportError):  # the benchmark's service is gone
         httpx.get(json.loads((tmp_path / "work" / "reports" / "colored-cgn-seed0.json").read_text())["service"]["url"])

@@ -44,7 +44,13 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--cfs-per-shape", type=int, default=10, help="counterfactuals per sampled shape (paper: 10)")
     g.add_argument("--cf-seed", type=int, default=0, help="seed of the sample stream / batch job")
-    g.add_argument("--source", choices=("stream", "batch", "shards"), default="stream")
+    g.add_argument(
+        "--source",
+        choices=("stream", "batch", "shards", "file"),
+        default="stream",
+        help="file: a saved sample set (--cf-file), e.g. a --cf-cache or a diagnostic set",
+    )
+    g.add_argument("--cf-file", help="--source file: an .npz of images, labels (N, 3) and meta")
     g.add_argument("--batch-id", help="--source batch: read this finished job instead of submitting one")
     g.add_argument("--shard-size", type=int, default=1000, help="--source batch: samples per shard of a new job")
     g.add_argument("--shards", nargs="*", default=[], help="--source shards: shard files or directories")
@@ -74,6 +80,12 @@ def _client(args: argparse.Namespace):
 
 
 def counterfactuals(args: argparse.Namespace) -> data.Counterfactuals | None:
+    if args.source == "file":
+        if not args.cf_file:
+            raise SystemExit("cgn-train-classifier: --source file needs --cf-file")
+        cf = data.Counterfactuals.load(args.cf_file)
+        cf.meta = {"file": str(args.cf_file), **cf.meta}
+        return cf
     if args.source == "shards":
         files = []
         for s in args.shards:
