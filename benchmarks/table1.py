@@ -16,6 +16,8 @@ The classifier seed changes initialisation and data order; the generated data an
 """
 
 import argparse
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -44,6 +46,7 @@ CONFIGS = {  # name -> (policy, counterfactuals per shape); None: real data only
     "Original + CGN": ("uniform", None),
 }
 ORACLE = "Original + true CFs (diagnostic)"  # real digits recoloured at random: what a flawless CGN would give
+SHORT = {"original": "Original", "gan": "Original + GAN", "cgn": "Original + CGN", "oracle": ORACLE}
 # Table 1 of the paper (train, test accuracy in %), for the rows we reproduce.
 PAPER = {
     "Original": {"colored": (99.5, 35.9), "double-colored": (100.0, 10.3), "wildlife": (100.0, 10.1)},
@@ -105,6 +108,10 @@ def export_real(dataset: str, work: Path, train_n: int | None) -> Path:
     """The real splits as the job reads them (the whole test set); reused when an earlier run wrote them."""
     from export_mnist_variant import export
 
+    for done in sorted((work / "data").glob(f"{dataset}-train*.npz")):
+        n = done.stem.rsplit("-train", 1)[1]
+        if n == "all" or (train_n is not None and int(n) >= train_n):
+            return done  # a larger export: the job takes the first --real-n images
     path = work / "data" / f"{dataset}-train{train_n or 'all'}.npz"
     if not path.is_file():
         t0 = time.perf_counter()
@@ -116,6 +123,9 @@ def export_real(dataset: str, work: Path, train_n: int | None) -> Path:
 def oracle_file(dataset: str, work: Path, args: argparse.Namespace) -> Path:
     from export_mnist_variant import export_oracle
 
+    for done in sorted((work / "generated").glob(f"oracle-{dataset}-cfs{args.cfs_per_shape}-n*.npz")):
+        if int(done.stem.rsplit("-n", 1)[1]) >= args.cf_n:
+            return done  # a larger set: the job takes the first --cf-n samples
     path = work / "generated" / f"oracle-{dataset}-cfs{args.cfs_per_shape}-n{args.cf_n}.npz"
     if not path.is_file():
         if args.real_n + args.cf_n > 60000:
@@ -190,14 +200,18 @@ def write_results(work: Path, args, argv, results, models, pulls, timings, elaps
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     run = {"command": command, "settings": settings, "timings": timings | {"elapsed_s": round(elapsed, 1)}}
     path = work / "results.json"
+    lock = open(work / "results.lock", "w")  # noqa: SIM115 - parallel runs with --merge share results.json
+    fcntl.flock(lock, fcntl.LOCK_EX)
     out = {"results": {}, "models": {}, "pulls": {}, "runs": {}, "paper": PAPER}
     if args.merge and path.is_file():
         out |= {k: v for k, v in json.loads(path.read_text()).items() if k != "paper"}
-    out["results"] |= results
+    for d, cells in results.items():
+        out["results"][d] = out["results"].get(d, {}) | cells
+        out["runs"] |= {f"{d}/{config}": run for config in cells}
     out["models"] |= {d: models[d] for d in results}
     out["pulls"] |= pulls
-    out["runs"] |= {d: run for d in results}
     path.write_text(json.dumps(out, indent=2) + "\n")
+    lock.close()
     return out
 
 
@@ -218,11 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=ROOT / "var" / "table1")
     p.add_argument("--grids", type=Path, default=ROOT / "docs", help="where the PNG grids of generated data go")
     p.add_argument("--budget-min", type=float, default=45.0, help="warn when the run takes longer")
+    p.add_argument("--configs", default="original,gan,cgn", help=f"rows to run, of {', '.join(SHORT)}")
     p.add_argument("--oracle", action="store_true", help=f"add the row {ORACLE!r}: the budget's ceiling")
     p.add_argument("--skip-missing", action="store_true", help="run only the datasets whose model is installed")
-    p.add_argument(
-        "--merge", action="store_true", help="keep other datasets' results from an earlier run in --work/results.json"
-    )
+    p.add_argument("--merge", action="store_true", help="keep other results of an earlier run in --work/results.json")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
@@ -232,8 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"--datasets: unknown {', '.join(unknown)}; allowed: {', '.join(DATASETS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
+    wanted = [c.strip() for c in args.configs.split(",") if c.strip()] + (["oracle"] if args.oracle else [])
+    if any(c not in SHORT for c in wanted):
+        p.error(f"--configs: allowed {', '.join(SHORT)}; got {args.configs}")
+    configs = {SHORT[c]: ("oracle" if c == "oracle" else CONFIGS[SHORT[c]]) for c in SHORT if c in wanted}
+    needs_service = any(c in ("gan", "cgn") for c in wanted)
     models = {d: args.model_template.format(dataset=d) for d in datasets}
-    installed = installed_models(args.model_store)
+    installed = installed_models(args.model_store) if needs_service else set(models.values())
     missing = [d for d in datasets if models[d] not in installed]
     if missing and not args.skip_missing:
         p.error(f"models not installed: {', '.join(models[d] for d in missing)} (--skip-missing runs the others)")
@@ -249,25 +267,30 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {"export_s": round(t_export, 1)}
     pulls: dict[str, Any] = {}
-    with Service(
-        list(dict.fromkeys(models.values())), work / "service.log", args.model_store, args.threads, args.pull_batch_size
-    ) as service:
-        timings["service_start_s"] = round(time.perf_counter() - t0 - t_export, 1)
-        log.info("service on %s with %s", service.url, ", ".join(dict.fromkeys(models.values())))
+    with contextlib.ExitStack() as stack:
+        service = None
+        if needs_service:
+            names = list(dict.fromkeys(models.values()))
+            service = stack.enter_context(
+                Service(names, work / "service.log", args.model_store, args.threads, args.pull_batch_size)
+            )
+            timings["service_start_s"] = round(time.perf_counter() - t0 - t_export, 1)
+            log.info("service on %s with %s", service.url, ", ".join(names))
         for d in datasets:
             results[d] = {}
-            configs = dict(CONFIGS) | ({ORACLE: "oracle"} if args.oracle else {})
             for config, gen in configs.items():
                 runs = []
                 for seed in seeds:
                     tag = f"{d}-{config.split()[-1].lower()}-seed{seed}"
                     argv = ["--data", str(real[d]), "--out", str(work / "reports" / f"{tag}.json"), "--quiet"]
                     argv += ["--epochs", str(args.epochs), "--seed", str(seed), "--heads", args.heads]
+                    argv += ["--real-n", str(args.real_n)] if args.real_n else []
                     argv += ["--threads", str(args.threads)] + (["--test-n", str(args.test_n)] if args.test_n else [])
                     if gen is None:
                         argv += ["--cf-n", "0"]
                     elif gen == "oracle":
                         argv += ["--source", "file", "--cf-file", str(oracle_file(d, work, args))]
+                        argv += ["--cf-n", str(args.cf_n)]
                     else:
                         policy, cfs = gen
                         cfs = cfs or args.cfs_per_shape

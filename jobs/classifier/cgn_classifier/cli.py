@@ -84,6 +84,8 @@ def counterfactuals(args: argparse.Namespace) -> data.Counterfactuals | None:
         if not args.cf_file:
             raise SystemExit("cgn-train-classifier: --source file needs --cf-file")
         cf = data.Counterfactuals.load(args.cf_file)
+        if 0 < args.cf_n < len(cf):
+            cf = data.Counterfactuals(cf.images[: args.cf_n], cf.labels[: args.cf_n], cf.meta | {"n": args.cf_n})
         cf.meta = {"file": str(args.cf_file), **cf.meta}
         return cf
     if args.source == "shards":
