@@ -290,10 +290,6 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-def _error_text(response: httpx.Response) -> str:
-    return json.dumps(response.json())
-
-
 def _readme_block(title: str, lang: str) -> str:
     """The first `lang` block of a README section; the Docker section sends readers to these quick starts."""
     text = (ROOT / "README.md").read_text()
@@ -324,8 +320,9 @@ def test_compose_services_serve_the_example_and_a_batch_job(deployment: Deployme
         # --- the user's example on a deployment with only the built-in models: a clear 4xx (docs/service.md)
         r = http.post("/counterfactual", json=EXAMPLE)
         assert r.status_code == 422, r.text
-        text = _error_text(r)
-        assert "cow" in text and "cgn models pull imagenet" in text, text
+        error = r.json()["error"]  # the shape docs/service.md documents for this decision
+        assert (error["type"], error["field"], error["word"]) == ("unknown_name", "shape", "cow"), error
+        assert "cgn models pull imagenet" in error["message"], error
 
         # --- a small batch job through Redis and the worker, shards in the shared results volume
         r = http.post("/batches", json={"n": 10, "shard_size": 4, "seed": 7})
@@ -362,7 +359,7 @@ def test_compose_services_serve_the_example_and_a_batch_job(deployment: Deployme
         r = http.post("/counterfactual", json=EXAMPLE)
         assert r.status_code == 200, r.text
         assert r.headers["content-type"] == "image/png" and r.content[:8] == PNG
-        assert r.headers["x-cgn-model"] == "imagenet-cgn"
+        assert r.headers["x-cgn-model"] == "imagenet-cgn" and "imagenet-cgn" in r.headers["x-cgn-note"]
         labels = json.loads(r.headers["x-cgn-labels"])
         assert labels["shape"] == "ox" and "elephant" in labels["texture"] and labels["background"] == "moon", labels
     assert all(d.healthy(instance) for instance in ["api", *WORKERS])
