@@ -72,6 +72,9 @@ def test_runs_as_a_non_root_user(stages, target):
     assert uid.isdigit() and int(uid) >= 1000  # numeric, so runAsNonRoot-style checks can verify it
     created = " ".join(_run_lines(stages[target]))
     assert f"--uid {uid}" in created
+    # the sources, built-in models included, are readable for that user whatever modes the context had
+    workdir = stages[target].last("WORKDIR").value[0]
+    assert f"chmod -R a+rX {workdir}" in created
 
 
 @pytest.mark.parametrize("target", TARGETS)
