@@ -6,7 +6,8 @@
 Starts its own redis-server (append-only file, fsync always, as docker-compose.yml) on a free port,
 `cgn worker` processes with one torch thread each, and times submit -> completed once the workers
 are up (process start-up excluded). "raw" is this process generating the same chunks with the same
-thread count, without queue, encoding or writing. Prints the ratios measured in this run.
+thread count, without queue, encoding or writing; it runs first and last, so load drift on a shared
+machine shows. Prints the ratios measured in this run.
 """
 
 import argparse
@@ -70,9 +71,17 @@ def start_redis(tmp: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("redis-server did not start")
 
 
-def raw(store: ModelStore, spec: BatchSpec, batch_size: int) -> float:
-    """In-process generation of the same chunks, same batch size and threads, nothing else. -> samples/s"""
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process so far (Linux /proc), to compare work, not wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def raw(store: ModelStore, spec: BatchSpec, batch_size: int) -> tuple[float, float]:
+    """In-process generation of the same chunks, same batch size and threads, nothing else.
+    -> (samples/s, CPU ms per sample)"""
     model = store.load(spec.model).model
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for k in range(spec.num_chunks):
         start, stop = spec.chunk_range(k)
@@ -81,10 +90,11 @@ def raw(store: ModelStore, spec: BatchSpec, batch_size: int) -> float:
             y = torch.from_numpy(p.labels[b : b + batch_size].copy())
             s = torch.from_numpy(p.seeds[b : b + batch_size].copy())
             to_uint8(counterfactuals(model, y, s, spec.outputs)["composite"]).numpy()
-    return spec.n / (time.perf_counter() - t0)
+    return spec.n / (time.perf_counter() - t0), 1000 * (time.process_time() - c0) / spec.n
 
 
-def queued(url: str, env: dict, spec: BatchSpec, workers: int, tmp: Path) -> tuple[float, list[dict]]:
+def queued(url: str, env: dict, spec: BatchSpec, workers: int, tmp: Path) -> tuple[float, float, list[dict]]:
+    """-> (samples/s, worker CPU ms per sample, per-worker metrics)"""
     q = BatchQueue.from_url(url, QueueConfig(visibility_timeout_s=120, heartbeat_s=5))
     q.r.flushdb()
     cmd = [sys.executable, "-m", "cgn_cli.main", "worker", "--threads", "1", "--log-level", "warning"]
@@ -96,15 +106,17 @@ def queued(url: str, env: dict, spec: BatchSpec, workers: int, tmp: Path) -> tup
         warm = q.submit(BatchSpec(**{**spec.__dict__, "n": workers, "shard_size": 1}))
         while q.status(warm)["state"] != "completed":
             time.sleep(0.05)
+        c0 = sum(cpu_seconds(p.pid) for p in procs)
         t0 = time.perf_counter()
         job = q.submit(spec)
         while q.status(job)["state"] not in ("completed", "failed", "cancelled"):
             time.sleep(0.02)
         elapsed = time.perf_counter() - t0
+        cpu_ms = 1000 * (sum(cpu_seconds(p.pid) for p in procs) - c0) / spec.n
         status = q.status(job)
         assert status["state"] == "completed" and status["done"] == spec.n, status
         time.sleep(1.2 * 5)  # one more heartbeat carries the final per-worker metrics
-        return spec.n / elapsed, q.workers()
+        return spec.n / elapsed, cpu_ms, q.workers()
     finally:
         for p in procs:
             p.terminate()
@@ -144,12 +156,20 @@ def main() -> int:
         }
         print(f"model: {described}; n={args.n}, chunk={args.chunk}, batch={args.batch_size}, format={args.format}")
         print(f"machine: {os.cpu_count()} cores, load average before: {os.getloadavg()}")
-        r = raw(store, spec, args.batch_size)
-        print(f"raw in-process (1 thread):  {r:8.1f} samples/s")
-        one, w1 = queued(url, env, spec, 1, tmp)
-        print(f"queue, 1 worker:            {one:8.1f} samples/s   ({one / r:.2f} of raw)")
-        two, w2 = queued(url, env, spec, 2, tmp)
-        print(f"queue, 2 workers:           {two:8.1f} samples/s   ({two / one:.2f}x of 1 worker)")
+        r, r_cpu = raw(store, spec, args.batch_size)
+        print(f"raw in-process (1 thread):  {r:8.1f} samples/s   {r_cpu:.2f} CPU ms/sample")
+        one, one_cpu, w1 = queued(url, env, spec, 1, tmp)
+        print(
+            f"queue, 1 worker:            {one:8.1f} samples/s   {one_cpu:.2f} CPU ms/sample   ({one / r:.2f} of raw)"
+        )
+        two, two_cpu, w2 = queued(url, env, spec, 2, tmp)
+        print(
+            f"queue, 2 workers:           {two:8.1f} samples/s   {two_cpu:.2f} CPU ms/sample   ({two / one:.2f}x of 1)"
+        )
+        r2, r2_cpu = raw(store, spec, args.batch_size)  # again: on a shared machine the load drifts during a run
+        print(f"raw in-process, again:      {r2:8.1f} samples/s   {r2_cpu:.2f} CPU ms/sample   (drift {r2 / r:.2f}x)")
+        mean_raw, mean_raw_cpu = (r + r2) / 2, (r_cpu + r2_cpu) / 2
+        print(f"queue (1 worker) vs mean raw: {one / mean_raw:.2f} by wall clock, {mean_raw_cpu / one_cpu:.2f} by CPU")
         per = [round(w.get("samples_per_s", 0), 1) for w in w2]
         print(f"per-worker busy samples/s with 2 workers: {per}")
         print(f"load average after: {os.getloadavg()}")
@@ -160,9 +180,14 @@ def main() -> int:
             "format": args.format,
             "model": described,
             "raw_samples_per_s": round(r, 1),
+            "raw_again_samples_per_s": round(r2, 1),
+            "raw_cpu_ms_per_sample": round(mean_raw_cpu, 3),
             "queue_1_worker_samples_per_s": round(one, 1),
+            "queue_1_worker_cpu_ms_per_sample": round(one_cpu, 3),
             "queue_2_workers_samples_per_s": round(two, 1),
-            "queue_vs_raw": round(one / r, 3),
+            "queue_2_workers_cpu_ms_per_sample": round(two_cpu, 3),
+            "queue_vs_mean_raw_wall": round(one / mean_raw, 3),
+            "queue_vs_raw_cpu": round(mean_raw_cpu / one_cpu, 3),
             "two_vs_one_worker": round(two / one, 3),
             "loadavg_after": os.getloadavg(),
         }
