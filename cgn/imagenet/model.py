@@ -243,9 +243,3 @@ def from_official_state_dict(
 def to_official_state_dict(model: ImagenetCGN) -> dict[str, Tensor]:
     """Our keys are the official keys; this exists so tests can write checkpoints in that layout."""
     return {k: v for k, v in model.state_dict().items() if k.split(".")[0] in OFFICIAL_PARTS}
-
-
-def register_imagenet(register) -> None:
-    from cgn.imagenet.names import ImagenetVocabulary
-
-    register(ARCHITECTURE, lambda cfg: ImagenetCGN(ImagenetCGNConfig(**cfg)), ImagenetVocabulary)
