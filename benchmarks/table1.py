@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -178,7 +179,7 @@ def save_grid(cf_path: Path, out: Path, rows: int = 10, cols: int = 10, scale: i
 def table(results: dict, datasets: list[str]) -> str:
     head = "| classifier | " + " | ".join(f"{TITLES[d]} train | {TITLES[d]} test" for d in datasets) + " |"
     lines = [head, "|" + " --- |" * (1 + 2 * len(datasets))]
-    rows = [*CONFIGS] + ([ORACLE] if any(ORACLE in results.get(d, {}) for d in datasets) else [])
+    rows = [c for c in [*CONFIGS, ORACLE] if any(c in results.get(d, {}) for d in datasets)]
     for config in rows:
         cells = []
         for d in datasets:
@@ -238,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merge", action="store_true", help="keep other results of an earlier run in --work/results.json")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     t0 = time.perf_counter()
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
@@ -340,4 +342,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped benchmark stops its service too
     sys.exit(main())
