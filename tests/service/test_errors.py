@@ -24,7 +24,7 @@ def error(r: httpx.Response, status: int) -> dict:
 BAD_COUNTERFACTUALS = [
     # (body, status, field, words the message must contain)
     ({"shape": "thre"}, 422, "shape", ["'thre'", "closest: three"]),
-    ({"texture": "purple"}, 422, "texture", ["'purple'", "mnist-test"]),
+    ({"texture": "plaid-velvet"}, 422, "texture", ["'plaid-velvet'", "mnist-test"]),  # no class of any model
     ({"shape": 10}, 422, "shape", ["[0, 9]"]),
     ({"shape": -1}, 422, "shape", ["[0, 9]"]),
     ({"seed": -1}, 422, "seed", ["greater than or equal to 0"]),
