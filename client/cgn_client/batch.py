@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from cgn_client._client import MAX_RETRY_DELAY, _retry_after
 from cgn_client._errors import APIConnectionError, CGNError, error_from_response
 
 MECHANISMS = ("shape", "texture", "background")
@@ -31,6 +32,12 @@ class BatchJobError(CGNError):
     def __init__(self, message: str, status: dict[str, Any]):
         super().__init__(message)
         self.status = status
+
+
+def _wait(response: httpx.Response, delay: float) -> float:
+    """The server's Retry-After (seconds or HTTP date, parsed as the client does), else our backoff delay."""
+    after = _retry_after(response.headers.get("retry-after"))
+    return delay if after is None else min(after, MAX_RETRY_DELAY)
 
 
 def _request(http: httpx.Client, method: str, path: str, retries: int = 5, **kw) -> httpx.Response:
@@ -47,8 +54,7 @@ def _request(http: httpx.Client, method: str, path: str, retries: int = 5, **kw)
             delay = min(4.0, delay * 2)
             continue
         if response.status_code in RETRY_STATUS and attempt < retries:
-            after = response.headers.get("retry-after", "")
-            time.sleep(min(30.0, float(after)) if after.replace(".", "", 1).isdigit() else delay)
+            time.sleep(_wait(response, delay))
             delay = min(4.0, delay * 2)
             continue
         if response.status_code >= 400:
@@ -227,8 +233,7 @@ async def _arequest(http: httpx.AsyncClient, method: str, path: str, retries: in
             delay = min(4.0, delay * 2)
             continue
         if response.status_code in RETRY_STATUS and attempt < retries:
-            after = response.headers.get("retry-after", "")
-            await asyncio.sleep(min(30.0, float(after)) if after.replace(".", "", 1).isdigit() else delay)
+            await asyncio.sleep(_wait(response, delay))
             delay = min(4.0, delay * 2)
             continue
         if response.status_code >= 400:
