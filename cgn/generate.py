@@ -41,16 +41,10 @@ def counterfactuals(
             out["premask"] = out["mask"]
         else:
             out.update(model.shape(labels[:, 0], seeds[:, 0]))
-    if need_all or "foreground" in wanted:
-        out["foreground"] = overrides.get("foreground")
-        if out["foreground"] is None:
-            out["foreground"] = model.texture(labels[:, 1], seeds[:, 1])
-        out["foreground"] = out["foreground"].expand(len(labels), -1, -1, -1)
-    if need_all or "background" in wanted:
-        out["background"] = overrides.get("background")
-        if out["background"] is None:
-            out["background"] = model.background(labels[:, 2], seeds[:, 2])
-        out["background"] = out["background"].expand(len(labels), -1, -1, -1)
+    for k, (name, mechanism) in enumerate((("foreground", model.texture), ("background", model.background)), 1):
+        if need_all or name in wanted:
+            image = overrides[name] if name in overrides else mechanism(labels[:, k], seeds[:, k])
+            out[name] = image.expand(len(labels), -1, -1, -1)
     if need_all:
         out["composite"] = compose(out["mask"], out["foreground"], out["background"])
     return {k: out[k] for k in wanted}

@@ -23,7 +23,7 @@ def check_seed(field: str, seed: int) -> int:
 
 def as_seed_list(field: str, seeds: Sequence[int] | Tensor) -> list[int]:
     values = seeds.tolist() if isinstance(seeds, Tensor) else list(seeds)
-    return [check_seed(field, int(s)) if not isinstance(s, bool) else check_seed(field, s) for s in values]
+    return [check_seed(field, s if isinstance(s, bool) else int(s)) for s in values]  # bools stay refused
 
 
 def generator(seed: int) -> torch.Generator:

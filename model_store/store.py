@@ -1,5 +1,6 @@
 """Lists, verifies, loads and writes models; a directory per model under one or more roots."""
 
+import json
 import os
 import shutil
 import tempfile
@@ -68,8 +69,6 @@ class ModelStore:
         return sorted(out, key=lambda e: e.name)
 
     def _catalog(self) -> list[dict]:
-        import json
-
         if not self.catalog.is_dir():
             return []
         return [json.loads(p.read_text()) for p in sorted(self.catalog.glob("*.json"))]
