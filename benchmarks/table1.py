@@ -16,16 +16,17 @@ The classifier seed changes initialisation and data order; the generated data an
 """
 
 import argparse
-import contextlib
 import fcntl
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -228,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cfs-per-shape", type=int, default=10, help="counterfactuals per shape (paper: 10)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--heads", default="shape,texture,background")
-    p.add_argument("--threads", type=int, default=1, help="torch threads of the job and of the service")
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the service while it generates")
+    p.add_argument("--jobs", type=int, default=2, help="classifier runs at a time, one thread each")
     p.add_argument("--pull-batch-size", type=int, default=500)
     p.add_argument("--work", type=Path, default=ROOT / "var" / "table1")
     p.add_argument("--grids", type=Path, default=ROOT / "docs", help="where the PNG grids of generated data go")
@@ -266,68 +268,75 @@ def main(argv: list[str] | None = None) -> int:
 
     real = {d: export_real(d, work, args.real_n) for d in datasets}
     t_export = time.perf_counter() - t0
-    results: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {"export_s": round(t_export, 1)}
+    tasks = []  # (dataset, config, seed, job job_argv)
+    for d in datasets:
+        for config, gen in configs.items():
+            for seed in seeds:
+                tag = f"{d}-{config.split()[-1].lower()}-seed{seed}"
+                job_argv = ["--data", str(real[d]), "--out", str(work / "reports" / f"{tag}.json"), "--quiet"]
+                job_argv += ["--epochs", str(args.epochs), "--seed", str(seed), "--heads", args.heads]
+                job_argv += ["--real-n", str(args.real_n)] if args.real_n else []
+                job_argv += ["--threads", "1"] + (["--test-n", str(args.test_n)] if args.test_n else [])
+                if gen is None:
+                    job_argv += ["--cf-n", "0"]
+                elif gen == "oracle":
+                    job_argv += ["--source", "file", "--cf-file", str(oracle_file(d, work, args))]
+                    job_argv += ["--cf-n", str(args.cf_n)]
+                else:
+                    policy, cfs = gen
+                    cfs = cfs or args.cfs_per_shape
+                    cache = work / "generated" / f"{models[d]}-{policy}-cfs{cfs}-n{args.cf_n}.npz"
+                    job_argv += ["--model", models[d], "--cf-n", str(args.cf_n), "--policy", policy]
+                    job_argv += ["--cfs-per-shape", str(cfs), "--cf-cache", str(cache)]
+                    job_argv += ["--pull-batch-size", str(args.pull_batch_size)]
+                tasks.append((d, config, seed, job_argv))
+
+    # 1. the generated data, pulled once per dataset and row through the job's own SDK path (--cf-cache);
+    #    every seed's run then reads that cache
     pulls: dict[str, Any] = {}
-    with contextlib.ExitStack() as stack:
-        service = None
-        if needs_service:
-            names = list(dict.fromkeys(models.values()))
-            service = stack.enter_context(
-                Service(names, work / "service.log", args.model_store, args.threads, args.pull_batch_size)
-            )
+    if needs_service:
+        names = list(dict.fromkeys(models.values()))
+        with Service(names, work / "service.log", args.model_store, args.threads, args.pull_batch_size) as service:
             timings["service_start_s"] = round(time.perf_counter() - t0 - t_export, 1)
             log.info("service on %s with %s", service.url, ", ".join(names))
-        for d in datasets:
-            results[d] = {}
-            for config, gen in configs.items():
-                runs = []
-                for seed in seeds:
-                    tag = f"{d}-{config.split()[-1].lower()}-seed{seed}"
-                    argv = ["--data", str(real[d]), "--out", str(work / "reports" / f"{tag}.json"), "--quiet"]
-                    argv += ["--epochs", str(args.epochs), "--seed", str(seed), "--heads", args.heads]
-                    argv += ["--real-n", str(args.real_n)] if args.real_n else []
-                    argv += ["--threads", str(args.threads)] + (["--test-n", str(args.test_n)] if args.test_n else [])
-                    if gen is None:
-                        argv += ["--cf-n", "0"]
-                    elif gen == "oracle":
-                        argv += ["--source", "file", "--cf-file", str(oracle_file(d, work, args))]
-                        argv += ["--cf-n", str(args.cf_n)]
-                    else:
-                        policy, cfs = gen
-                        cfs = cfs or args.cfs_per_shape
-                        cache = work / "generated" / f"{models[d]}-{policy}-cfs{cfs}-n{args.cf_n}.npz"
-                        argv += ["--url", service.url, "--model", models[d], "--cf-n", str(args.cf_n)]
-                        argv += ["--policy", policy, "--cfs-per-shape", str(cfs), "--cf-cache", str(cache)]
-                        argv += ["--pull-batch-size", str(args.pull_batch_size)]
-                    report = run_job(argv)
-                    svc = report["service"] or {}
-                    if svc.get("source") in ("stream", "batch") and "cache" not in svc:
-                        pulls[f"{d}/{config}"] = {k: report["service"].get(k) for k in ("n", "seconds", "images_per_s")}
-                    runs.append(report)
-                    t = report["table1"]
-                    log.info(
-                        "%s %s seed %d: train %.1f test %.1f (%.0f s)",
-                        d,
-                        config,
-                        seed,
-                        100 * t["train_acc"],
-                        100 * t["test_acc"],
-                        report["wall_time_s"],
-                    )
-                results[d][config] = {
-                    "train": summary([r["table1"]["train_acc"] for r in runs]),
-                    "test": summary([r["table1"]["test_acc"] for r in runs]),
-                    "heads_test": {
-                        h: summary([r["final"]["test_acc"][h] for r in runs]) for h in runs[0]["final"]["test_acc"]
-                    },
-                    "seconds": [r["wall_time_s"] for r in runs],
-                }
-            grid_src = work / "generated" / f"{models[d]}-uniform-cfs{args.cfs_per_shape}-n{args.cf_n}.npz"
-            if grid_src.is_file():
-                save_grid(grid_src, args.grids / f"table1-counterfactuals-{d}.png")
-            timings[f"{d}_s"] = round(time.perf_counter() - t0, 1)
-            out = write_results(work, args, argv, results, models, pulls, timings, time.perf_counter() - t0)
+            for d, config, seed, job_argv in tasks:
+                if "--policy" not in job_argv:
+                    continue
+                job_argv += ["--url", service.url]  # recorded in the reports; the runs read the cache
+                if seed == seeds[0]:
+                    cf = job.counterfactuals(job.parser().parse_args(job_argv))
+                    if "cache" not in cf.meta:
+                        pulls[f"{d}/{config}"] = {k: cf.meta.get(k) for k in ("n", "seconds", "images_per_s")}
+                        log.info("%s %s: pulled %d samples at %s images/s", d, config, len(cf), cf.meta["images_per_s"])
+    timings["pull_s"] = round(time.perf_counter() - t0, 1)
+
+    # 2. the classifier runs, --jobs at a time (one thread each)
+    reports: dict[tuple[str, str], list[dict]] = {}
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_job, job_argv): (d, config, seed) for d, config, seed, job_argv in tasks}
+        for future in as_completed(futures):
+            d, config, seed = futures[future]
+            report = future.result()
+            reports.setdefault((d, config), []).append(report)
+            t = report["table1"]
+            log.info(
+                "%s %s seed %d: train %.1f test %.1f (%.0f s)",
+                d, config, seed, 100 * t["train_acc"], 100 * t["test_acc"], report["wall_time_s"],
+            )  # fmt: skip
+    results: dict[str, dict[str, Any]] = {d: {} for d in datasets}
+    for d, config in [(d, c) for d in datasets for c in configs]:
+        runs = sorted(reports[(d, config)], key=lambda r: r["training"]["seed"])
+        results[d][config] = {
+            "train": summary([r["table1"]["train_acc"] for r in runs]),
+            "test": summary([r["table1"]["test_acc"] for r in runs]),
+            "heads_test": {h: summary([r["final"]["test_acc"][h] for r in runs]) for h in runs[0]["final"]["test_acc"]},
+            "seconds": [r["wall_time_s"] for r in runs],
+        }
+    for d in datasets:
+        grid_src = work / "generated" / f"{models[d]}-uniform-cfs{args.cfs_per_shape}-n{args.cf_n}.npz"
+        if grid_src.is_file():
+            save_grid(grid_src, args.grids / f"table1-counterfactuals-{d}.png")
     total = time.perf_counter() - t0
     out = write_results(work, args, argv, results, models, pulls, timings, total)
     shown = [d for d in DATASETS if d in out["results"]]

@@ -30,7 +30,7 @@ def test_job_streams_counterfactuals_through_the_sdk_and_writes_a_report(api, re
     assert r["service"]["url"] == api.url and r["service"]["model"] == "mnist-test"
     assert r["service"]["source"] == "stream" and r["service"]["n"] == 200 and r["service"]["prefetch"] == 2
     assert (r["data"]["real_train"], r["data"]["generated"], r["data"]["test"]) == (300, 200, 200)
-    assert r["config"]["cfs_per_shape"] == 10 and r["training"]["lr"] == 1.0 and r["wall_time_s"] > 0
+    assert r["config"]["cfs_per_shape"] == 10 and r["training"]["optimizer"] == "adam" and r["wall_time_s"] > 0
     (epoch,) = r["epochs"]
     for key in ("train_acc", "test_acc", "test_acc_vs_digit"):
         assert set(epoch[key]) == {"shape", "texture", "background"}

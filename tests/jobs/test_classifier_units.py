@@ -99,7 +99,39 @@ def test_shape_head_learns_the_shape_when_counterfactuals_break_the_shortcut():
     assert result["shape"] > 0.9
     assert result["texture"] > 0.9  # the color head names the color it sees
     assert evaluate(plain, test)["own"]["shape"] < 0.5  # test colors swapped: the shortcut shows
+    lrs = [r["lr"] for r in history]  # one cycle: up from 2e-3 / 25, then down
+    assert lrs[0] == pytest.approx(2e-3 / 25) and lrs[1] > lrs[2] > 0
+
+
+def test_the_papers_recipe_decays_adadelta_per_epoch():
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64, 3))
+    test = Split(images[:16].numpy(), labels[:16].numpy())
+    cfg = TrainConfig(epochs=3, optimizer="adadelta", seed=0)
+    _, history = train(images, labels, test, cfg)
+    assert cfg.lr == 1.0 and cfg.batch_size == 32
     assert [r["lr"] for r in history] == pytest.approx([1.0, 0.7, 0.49])
+    with pytest.raises(ValueError, match="optimizer must be one of adam, adadelta"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="aux_grad must be in"):
+        TrainConfig(aux_grad=2.0)
+
+
+def test_texture_and_background_heads_reach_the_backbone_through_a_scaled_gradient():
+    """The shape head's gradient is untouched; the others' is aux_grad times what plain multi-task would send."""
+    x, labels = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8, 3))
+
+    def backbone_grad(aux_grad: float, head: str) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = InvariantEnsemble(aux_grad=aux_grad)
+        ce = torch.nn.functional.cross_entropy(model(x)[head], labels[:, HEADS.index(head)])
+        ce.backward()
+        return model.backbone[1].weight.grad
+
+    for head in ("texture", "background"):
+        assert torch.allclose(backbone_grad(0.1, head), 0.1 * backbone_grad(1.0, head), atol=1e-7)
+        assert backbone_grad(0.1, head).abs().sum() > 0
+    assert torch.equal(backbone_grad(0.1, "shape"), backbone_grad(1.0, "shape"))
 
 
 def test_job_imports_only_the_sdk_never_the_server():

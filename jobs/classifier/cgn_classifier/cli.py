@@ -22,7 +22,7 @@ import torch
 
 from cgn_classifier import data
 from cgn_classifier.model import HEADS
-from cgn_classifier.train import TrainConfig, mix, train
+from cgn_classifier.train import OPTIMIZERS, TrainConfig, mix, train
 
 log = logging.getLogger("cgn_classifier")
 
@@ -61,9 +61,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--real-n", type=int, help="use the first N real training images (default: all)")
     t.add_argument("--test-n", type=int, help="evaluate on N evenly spaced test images (default: all)")
     t.add_argument("--epochs", type=int, default=5)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=1.0, help="Adadelta learning rate")
-    t.add_argument("--gamma", type=float, default=0.7, help="learning-rate decay per epoch")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adadelta: the paper's recipe")
+    t.add_argument("--lr", type=float, help="peak learning rate (default: adam 2e-3, adadelta 1.0)")
+    t.add_argument("--gamma", type=float, default=0.7, help="adadelta: learning-rate decay per epoch")
+    t.add_argument("--aux-grad", type=float, default=0.1, help="gradient scale of texture/background heads")
     t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
     t.add_argument("--heads", default=",".join(HEADS), help="comma-separated heads of the ensemble")
     t.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
@@ -122,7 +124,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     heads = tuple(h.strip() for h in args.heads.split(",") if h.strip())
-    cfg = TrainConfig(args.epochs, args.batch_size, args.lr, args.gamma, args.seed, heads)
+    cfg = TrainConfig(
+        args.epochs,
+        args.batch_size,
+        args.lr,
+        args.gamma,
+        args.seed,
+        heads,
+        optimizer=args.optimizer,
+        aux_grad=args.aux_grad,
+    )
     real = data.load_real(args.data)
     train_split, test_split = real.train.take(args.real_n), real.test.spread(args.test_n)
     cf = counterfactuals(args)

@@ -3,6 +3,12 @@
 Each head is trained on the label its mechanism was given; on counterfactuals those labels differ,
 so the shape head can only succeed by ignoring texture and background. The shape head is the
 classifier Table 1 measures.
+
+Why the texture and background heads reach the backbone through a scaled gradient (`aux_grad`):
+color and texture are far easier to learn than shape, and with full gradients from all three heads
+the shared features fill with color within the first epoch and the shape head stays at chance, even
+on perfect counterfactuals (benchmarks/oracle_heads.py, docs/results.md). The official ImageNet
+ensemble has the same shared backbone; its heads are deeper there.
 """
 
 import torch
@@ -30,10 +36,34 @@ def backbone() -> nn.Sequential:
     )
 
 
-class InvariantEnsemble(nn.Module):
-    """Shared backbone + one head per mechanism in `heads` (a subset of HEADS, shape first)."""
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
 
-    def __init__(self, heads: tuple[str, ...] = HEADS, num_classes: int = 10):
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        return grad * ctx.scale, None
+
+
+def kaiming_init(module: nn.Module) -> None:
+    """He initialisation of the convs: torch's default shrinks the signal through the ReLU stack, and
+    the network then sits at chance for an epoch before it starts to learn."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
+class InvariantEnsemble(nn.Module):
+    """Shared backbone + one head per mechanism in `heads` (a subset of HEADS, shape first).
+
+    `aux_grad` scales the gradient the texture and background heads send into the backbone (1.0:
+    plain multi-task training); their own weights learn at the full rate.
+    """
+
+    def __init__(self, heads: tuple[str, ...] = HEADS, num_classes: int = 10, aux_grad: float = 0.1):
         super().__init__()
         unknown = [h for h in heads if h not in HEADS]
         if unknown or not heads or len(set(heads)) != len(heads):
@@ -41,11 +71,14 @@ class InvariantEnsemble(nn.Module):
         self.heads = tuple(h for h in HEADS if h in heads)
         self.backbone = backbone()
         self.classifiers = nn.ModuleDict({h: nn.Linear(FEATURES, num_classes) for h in self.heads})
+        self.aux_grad = aux_grad
+        kaiming_init(self.backbone)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """x: float (N, 3, 32, 32) in [0, 1] -> logits (N, num_classes) per head."""
         features = self.backbone(x)
-        return {h: self.classifiers[h](features) for h in self.heads}
+        aux = features if self.aux_grad == 1.0 else _ScaleGrad.apply(features, self.aux_grad)
+        return {h: self.classifiers[h](features if h == "shape" else aux) for h in self.heads}
 
     def loss(self, logits: dict[str, Tensor], labels: Tensor) -> Tensor:
         """Sum over heads of the cross-entropy against the label of the head's mechanism; labels (N, 3)."""
