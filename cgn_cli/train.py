@@ -18,6 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mnist.add_argument("--max-minutes", type=float, default=30.0, help="stop after this much training time")
     mnist.add_argument("--features", default="random", choices=["random", "vgg16"], help="style-loss features")
     mnist.add_argument("--shape-prior", type=float, default=1.0, help="mask discriminator weight; 0 = paper only")
+    mnist.add_argument(
+        "--shape-warmup", type=int, default=None, help="first steps train the shape mechanism alone (default: preset)"
+    )
     mnist.add_argument("--seed", type=int, default=0)
     mnist.add_argument("--threads", type=int, default=None, help="torch threads")
     mnist.add_argument("--run-dir", type=Path, default=None, help="checkpoints and sample sheets (default runs/)")
@@ -46,6 +49,8 @@ def run_mnist(args: argparse.Namespace) -> int:
 
     overrides = {"seed": args.seed, "features": args.features, "max_minutes": args.max_minutes}
     overrides["shape_prior"] = args.shape_prior
+    if args.shape_warmup is not None:
+        overrides["shape_warmup"] = args.shape_warmup
     overrides |= {"mnist_dir": args.mnist_dir, "texture_dir": args.texture_dir, "threads": args.threads}
     if args.steps is not None:
         overrides["steps"] = args.steps

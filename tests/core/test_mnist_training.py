@@ -12,13 +12,14 @@ from model_store.mnist import export
 
 def test_train_checkpoint_resume_and_export(tmp_path: Path):
     run = tmp_path / "run"
-    cfg = TrainConfig.preset("wildlife", steps=3, batch_size=4, sample_every=2, checkpoint_every=2, limit=64)
+    small = dict(shape_warmup=1, warmup_batch=8, batch_size=4, limit=64)  # one shape step, then full steps
+    cfg = TrainConfig.preset("wildlife", steps=3, sample_every=2, checkpoint_every=2, **small)
     first = train(cfg, run, progress=False)
     assert first.step_no == 3
     assert (run / "samples" / "step_000002.png").is_file() and (run / "samples" / "final.png").is_file()
     before = {k: v.clone() for k, v in first.model.state_dict().items()}
 
-    resumed = train(TrainConfig.preset("wildlife", steps=5, batch_size=4, limit=64), run, resume=True, progress=False)
+    resumed = train(TrainConfig.preset("wildlife", steps=5, **small), run, resume=True, progress=False)
     assert resumed.step_no == 5
     after = resumed.model.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before if after[k].is_floating_point())
@@ -30,3 +31,20 @@ def test_train_checkpoint_resume_and_export(tmp_path: Path):
     assert loaded.manifest.vocab("shape").resolve("shape", "seven").id == 7
     mask = loaded.model.shape([7], [0])["mask"]
     assert torch.equal(mask, resumed.model.eval().shape([7], [0])["mask"])
+
+
+def test_shape_warmup_trains_the_shape_mechanism_alone_then_all_three(tmp_path: Path):
+    cfg = TrainConfig.preset("colored", steps=2, shape_warmup=2, warmup_batch=8, batch_size=4, limit=64)
+    trainer = train(cfg, tmp_path / "run", progress=False)
+    start = TrainConfig.preset("colored", steps=0, limit=64)
+    fresh = train(start, tmp_path / "fresh", progress=False).model.state_dict()
+    warm = trainer.model.state_dict()
+
+    def changed(state: dict, prefix: str) -> bool:
+        return any(not torch.equal(fresh[k], state[k]) for k in fresh if k.startswith(prefix))
+
+    assert changed(warm, "shape_im.") and changed(warm, "label_embedding.")
+    assert not changed(warm, "texture_im.") and not changed(warm, "background_im.")  # textures untouched by warm-up
+    cfg.steps = 3
+    full = train(cfg, tmp_path / "run", resume=True, progress=False).model.state_dict()
+    assert changed(full, "texture_im.") and changed(full, "background_im.")
