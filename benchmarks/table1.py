@@ -1,17 +1,18 @@
 """The paper's Table 1 through our service: Original / Original + GAN / Original + CGN on colored,
 double-colored and Wildlife MNIST, train and test accuracy, mean and spread over seeds.
 
-    nice -n 5 python3 benchmarks/table1.py 2>&1 | tee var/table1/log.txt   # the recorded run (docs/results.md)
+    python3 benchmarks/table1.py 2>&1 | tee var/table1.log   # the recorded run (docs/results.md), ~40 min
 
 What it does, in one run:
 1. exports each variant's real splits once (scripts/export_mnist_variant.py) into --work;
 2. starts `cgn serve` on a free port with every model loaded (other settings: CGN_* from the environment);
-3. per dataset, pulls the generated training data once through the SDK (cgn-train-classifier's stream
-   source): counterfactuals (labels uniform and independent per mechanism, --cfs-per-shape per shape)
-   and non-counterfactual samples (policy "same": all three labels equal), reused by every seed;
-4. runs the job for each config and seed, collects the shape head's train/test accuracy, prints the table
-   with the paper's numbers beside ours, and writes results.json, table1.md and a PNG grid of the
-   generated training images per dataset.
+3. per dataset, pulls the generated training data once through the job's own SDK path
+   (cgn-train-classifier's stream source, --cf-cache): counterfactuals (labels uniform and independent
+   per mechanism, --cfs-per-shape per shape) and non-counterfactual samples (policy "same": all three
+   labels equal), reused by every seed; then stops the service;
+4. runs the job for each config and seed, --jobs at a time with one thread each, collects the shape
+   head's train/test accuracy, prints the table with the paper's numbers beside ours, and writes
+   results.json, table1.md and a PNG grid of the generated training images per dataset.
 The classifier seed changes initialisation and data order; the generated data and the real subset stay.
 """
 
@@ -145,10 +146,6 @@ def installed_models(model_store: str | None) -> set[str]:
     return {e.name for e in ModelStore(root).entries() if e.installed}
 
 
-def run_job(argv: list[str]) -> dict[str, Any]:
-    return job.run(job.parser().parse_args(argv))
-
-
 def summary(values: list[float]) -> dict[str, float]:
     pct = [100 * v for v in values]
     return {
@@ -224,10 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-template", default="mnist-{dataset}", help="model name per dataset")
     p.add_argument("--model-store", help="CGN_MODEL_STORE for the service (built-ins are always visible)")
     p.add_argument("--real-n", type=int, default=10000, help="real training images (first N of 60,000)")
-    p.add_argument("--test-n", type=int, default=5000, help="evenly spaced test images per evaluation (of 10,000)")
-    p.add_argument("--cf-n", type=int, default=10000, help="generated training images per config and dataset")
-    p.add_argument("--cfs-per-shape", type=int, default=10, help="counterfactuals per shape (paper: 10)")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--test-n", type=int, default=0, help="evenly spaced test images per evaluation (0: all 10,000)")
+    p.add_argument("--cf-n", type=int, default=20000, help="generated training images per config and dataset")
+    p.add_argument("--cfs-per-shape", type=int, default=1, help="counterfactuals per sampled shape (paper: 10)")
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--heads", default="shape,texture,background")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the service while it generates")
     p.add_argument("--jobs", type=int, default=2, help="classifier runs at a time, one thread each")
@@ -314,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     # 2. the classifier runs, --jobs at a time (one thread each)
     reports: dict[tuple[str, str], list[dict]] = {}
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_job, job_argv): (d, config, seed) for d, config, seed, job_argv in tasks}
+        futures = {pool.submit(job.run_argv, job_argv): (d, config, seed) for d, config, seed, job_argv in tasks}
         for future in as_completed(futures):
             d, config, seed = futures[future]
             report = future.result()

@@ -101,7 +101,7 @@ def test_tiny_table1_benchmark(jobs_store, tmp_path):
     argv = ["--model-store", str(jobs_store), "--model-template", "mnist-test", "--datasets", "colored"]
     argv += ["--seeds", "0,1", "--real-n", "200", "--test-n", "100", "--cf-n", "100", "--epochs", "1"]
     argv += ["--work", str(tmp_path / "work"), "--grids", str(tmp_path / "grids"), "--pull-batch-size", "100"]
-    argv += ["--oracle"]
+    argv += ["--oracle", "--cfs-per-shape", "10"]
     assert table1.main(argv) == 0
     out = json.loads((tmp_path / "work" / "results.json").read_text())
     cells = out["results"]["colored"]

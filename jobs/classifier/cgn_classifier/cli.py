@@ -197,6 +197,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def run_argv(argv: list[str]) -> dict[str, Any]:
+    """run() from command-line arguments: what a process pool can call by name."""
+    return run(parser().parse_args(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(
