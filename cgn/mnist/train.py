@@ -223,7 +223,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=cfg.steps, initial=trainer.step_no, disable=not progress, mininterval=5)
     start = time.monotonic() - trainer.seconds
-    while trainer.step_no < cfg.steps:
+    budget = None if cfg.max_minutes is None else cfg.max_minutes * 60
+    while trainer.step_no < cfg.steps and (budget is None or trainer.seconds <= budget):
         stats = trainer.step()
         trainer.seconds = time.monotonic() - start
         bar.update(1)
@@ -233,10 +234,9 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
             trainer.sample_sheet(run_dir / "samples" / f"step_{trainer.step_no:06d}.png")
         if trainer.step_no % cfg.checkpoint_every == 0:
             trainer.save_checkpoint()
-        if cfg.max_minutes is not None and trainer.seconds > cfg.max_minutes * 60:
-            print(f"time budget of {cfg.max_minutes} min reached at step {trainer.step_no}")
-            break
     bar.close()
+    if budget is not None and trainer.seconds > budget:
+        print(f"time budget of {cfg.max_minutes} min reached at step {trainer.step_no}")
     trainer.save_checkpoint()
     trainer.sample_sheet(run_dir / "samples" / "final.png")
     return trainer
