@@ -115,6 +115,8 @@ def test_the_papers_recipe_decays_adadelta_per_epoch():
         TrainConfig(optimizer="sgd")
     with pytest.raises(ValueError, match="aux_grad must be in"):
         TrainConfig(aux_grad=2.0)
+    with pytest.raises(ValueError, match="heads: a non-empty subset of shape, texture, background; got colour"):
+        TrainConfig(heads=("colour",))
 
 
 def test_texture_and_background_heads_reach_the_backbone_through_a_scaled_gradient():

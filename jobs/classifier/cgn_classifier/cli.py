@@ -124,16 +124,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     heads = tuple(h.strip() for h in args.heads.split(",") if h.strip())
-    cfg = TrainConfig(
-        args.epochs,
-        args.batch_size,
-        args.lr,
-        args.gamma,
-        args.seed,
-        heads,
-        optimizer=args.optimizer,
-        aux_grad=args.aux_grad,
-    )
+    try:
+        cfg = TrainConfig(
+            args.epochs,
+            args.batch_size,
+            args.lr,
+            args.gamma,
+            args.seed,
+            heads,
+            optimizer=args.optimizer,
+            aux_grad=args.aux_grad,
+        )
+    except ValueError as e:
+        raise SystemExit(f"cgn-train-classifier: {e}") from None
     real = data.load_real(args.data)
     train_split, test_split = real.train.take(args.real_n), real.test.spread(args.test_n)
     cf = counterfactuals(args)

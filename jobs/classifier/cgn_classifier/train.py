@@ -2,8 +2,8 @@
 
 Default recipe: Adam (peak lr 2e-3) with a one-cycle schedule, batch 32, real and generated samples
 shuffled together. The paper's recipe (Adadelta lr 1.0, x0.7 per epoch, batch 64: `optimizer="adadelta"`)
-needs ~1M images (10 epochs of 100k) to learn shape from counterfactuals; on a CPU budget of ~100k
-images it leaves the shape head near chance (docs/results.md); Adam with one cycle gets there.
+is meant for ~1M images (10 epochs of 100k); on a CPU budget of ~100k images it ends 9 points
+behind Adam with one cycle (docs/results.md).
 Accuracy per head is measured against the label of the head's own mechanism; the shape head
 against the digit is the number Table 1 reports.
 """
@@ -38,6 +38,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        if not self.heads or any(h not in HEADS for h in self.heads) or len(set(self.heads)) != len(self.heads):
+            raise ValueError(f"heads: a non-empty subset of {', '.join(HEADS)}; got {', '.join(self.heads) or 'none'}")
         if not 0.0 <= self.aux_grad <= 1.0:
             raise ValueError(f"aux_grad must be in [0, 1]; got {self.aux_grad}")
         if self.lr is None:
