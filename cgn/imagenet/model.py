@@ -56,6 +56,8 @@ class InferenceOptions:
 
 
 class ImagenetCGN(CounterfactualModel):
+    forward_rows = 2  # a 256-px sample is heavy: pad single requests to 2 rows, not 8
+
     def __init__(self, config: ImagenetCGNConfig | None = None):
         super().__init__()
         self.config = config = config or ImagenetCGNConfig()
