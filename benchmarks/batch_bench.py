@@ -26,6 +26,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cpu_time import cpu_seconds  # noqa: E402
+
 from cgn.generate import counterfactuals, to_uint8  # noqa: E402
 from cgn.mnist.model import MnistCGN, MnistCGNConfig  # noqa: E402
 from model_store import Manifest, ModelStore, save_model  # noqa: E402
@@ -69,12 +71,6 @@ def start_redis(tmp: Path) -> tuple[subprocess.Popen, str]:
         except Exception:
             time.sleep(0.05)
     raise RuntimeError("redis-server did not start")
-
-
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU seconds of a process so far (Linux /proc), to compare work, not wall time."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def raw(store: ModelStore, spec: BatchSpec, batch_size: int) -> tuple[float, float]:

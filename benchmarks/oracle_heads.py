@@ -20,17 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "jobs" / "classifier"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from cgn_classifier.data import Counterfactuals, Split  # noqa: E402
+from cgn_classifier.model import HEADS  # noqa: E402
 from cgn_classifier.train import TrainConfig, evaluate, train  # noqa: E402
 from export_mnist_variant import export_oracle  # noqa: E402
 
 from cgn.mnist import datasets  # noqa: E402
 
-ALL = ("shape", "texture", "background")
 RECIPES = {
     "shape head alone (adam)": dict(heads=("shape",)),
-    "3 heads, full gradients (adam)": dict(heads=ALL, aux_grad=1.0),
-    "3 heads, aux_grad 0.1 (adam; the job's default)": dict(heads=ALL, aux_grad=0.1),
-    "3 heads, aux_grad 0.1, paper's Adadelta": dict(heads=ALL, optimizer="adadelta", batch_size=64),
+    "3 heads, full gradients (adam)": dict(heads=HEADS, aux_grad=1.0),
+    "3 heads, aux_grad 0.1 (adam; the job's default)": dict(heads=HEADS, aux_grad=0.1),
+    "3 heads, aux_grad 0.1, paper's Adadelta": dict(heads=HEADS, optimizer="adadelta", batch_size=64),
 }
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from cpu_time import cpu_seconds  # noqa: E402
 
 
 def pick_model(name: str, tmp: Path) -> tuple[Path | None, str, str]:
@@ -115,7 +116,7 @@ async def counterfactual_rps(url: str, concurrency: int, seconds: float) -> floa
     return done / (time.perf_counter() - start)
 
 
-def CGNClientWarmup(url: str, batch: int) -> None:  # noqa: N802
+def warm_up(url: str, batch: int) -> None:
     from cgn_client import CGNClient
 
     with CGNClient(url, timeout=300) as client:
@@ -133,10 +134,8 @@ class CpuMeter:
         self.pid = server_pid
 
     def read(self) -> tuple[float, float]:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         t = os.times()
-        return server, t.user + t.system
+        return cpu_seconds(self.pid), t.user + t.system
 
 
 def measured(meter: CpuMeter, fn, *args) -> tuple[float, float, float]:
@@ -184,7 +183,7 @@ def main() -> int:
     try:
         # the server idles while the raw generator runs in this process, and the other way round
         raw, _, raw_cpu = measured(meter, raw_images_per_s, root, name, args.batch, args.seconds)
-        CGNClientWarmup(server.url, args.batch)
+        warm_up(server.url, args.batch)
         num_batches = max(4, round(raw * args.seconds / args.batch))
         http, http_srv, http_cli = measured(meter, http_images_per_s, server.url, args.batch, num_batches)
         n_raw, n_http = raw * args.seconds, num_batches * args.batch  # images made (raw: rate x its duration)

@@ -199,18 +199,17 @@ def write_results(work: Path, args, argv, results, models, pulls, timings, elaps
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     run = {"command": command, "settings": settings, "timings": timings | {"elapsed_s": round(elapsed, 1)}}
     path = work / "results.json"
-    lock = open(work / "results.lock", "w")  # noqa: SIM115 - parallel runs with --merge share results.json
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    out = {"results": {}, "models": {}, "pulls": {}, "runs": {}, "paper": PAPER}
-    if args.merge and path.is_file():
-        out |= {k: v for k, v in json.loads(path.read_text()).items() if k != "paper"}
-    for d, cells in results.items():
-        out["results"][d] = out["results"].get(d, {}) | cells
-        out["runs"] |= {f"{d}/{config}": run for config in cells}
-    out["models"] |= {d: models[d] for d in results}
-    out["pulls"] |= pulls
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    lock.close()
+    with open(work / "results.lock", "w") as lock:  # parallel runs with --merge share results.json
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        out = {"results": {}, "models": {}, "pulls": {}, "runs": {}, "paper": PAPER}
+        if args.merge and path.is_file():
+            out |= {k: v for k, v in json.loads(path.read_text()).items() if k != "paper"}
+        for d, cells in results.items():
+            out["results"][d] = out["results"].get(d, {}) | cells
+            out["runs"] |= {f"{d}/{config}": run for config in cells}
+        out["models"] |= {d: models[d] for d in results}
+        out["pulls"] |= pulls
+        path.write_text(json.dumps(out, indent=2) + "\n")
     return out
 
 
@@ -266,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     real = {d: export_real(d, work, args.real_n) for d in datasets}
     t_export = time.perf_counter() - t0
     timings: dict[str, float] = {"export_s": round(t_export, 1)}
-    tasks = []  # (dataset, config, seed, job job_argv)
+    tasks = []  # (dataset, config, seed, the job's argv)
     for d in datasets:
         for config, gen in configs.items():
             for seed in seeds:

@@ -115,23 +115,28 @@ class Trainer:
         cfg, n = self.cfg, self.cfg.warmup_batch
         idx = torch.randint(0, len(self.labels), (n,), generator=self.gen)
         y_gen = torch.randint(0, 10, (n,), generator=self.gen)
-        ones, zeros = torch.ones(n), torch.zeros(n)
         self.model.train()
         self.opt_g.zero_grad(set_to_none=True)
         mask = self.model.mask_from(y_gen, torch.randn(n, self.model.config.latent_size, generator=self.gen))
         losses = {
-            "shape_prior": cfg.shape_prior * F.mse_loss(self.mask_disc(mask, y_gen), ones),
+            "shape_prior": cfg.shape_prior * F.mse_loss(self.mask_disc(mask, y_gen), torch.ones(n)),
             "binary": cfg.mask_weight * binary_entropy_loss(mask),
         }
         sum(losses.values()).backward()
         self.opt_g.step()
+        m_real, m_fake = self._update_mask_disc(mask, y_gen, idx)
+        self.step_no += 1
+        return {k: v.item() for k, v in losses.items()} | {"m_real": m_real, "m_fake": m_fake}
+
+    def _update_mask_disc(self, mask: Tensor, y_gen: Tensor, idx: Tensor) -> tuple[float, float]:
+        """One step of the shape prior's discriminator: training digits idx are real, `mask` is fake."""
+        n = len(idx)
         self.opt_m.zero_grad(set_to_none=True)
-        m_real = F.mse_loss(self.mask_disc(self.digits[idx], self.labels[idx]), ones)
-        m_fake = F.mse_loss(self.mask_disc(mask.detach(), y_gen), zeros)
+        m_real = F.mse_loss(self.mask_disc(self.digits[idx], self.labels[idx]), torch.ones(n))
+        m_fake = F.mse_loss(self.mask_disc(mask.detach(), y_gen), torch.zeros(n))
         ((m_real + m_fake) / 2).backward()
         self.opt_m.step()
-        self.step_no += 1
-        return {k: v.item() for k, v in losses.items()} | {"m_real": m_real.item(), "m_fake": m_fake.item()}
+        return m_real.item(), m_fake.item()
 
     def full_step(self) -> dict[str, float]:
         cfg = self.cfg
@@ -159,11 +164,7 @@ class Trainer:
         ((d_real + d_fake) / 2).backward()
         self.opt_d.step()
         if cfg.shape_prior:
-            self.opt_m.zero_grad(set_to_none=True)
-            m_real = F.mse_loss(self.mask_disc(self.digits[idx], y_real), ones)
-            m_fake = F.mse_loss(self.mask_disc(mask.detach(), y_gen), zeros)
-            ((m_real + m_fake) / 2).backward()
-            self.opt_m.step()
+            self._update_mask_disc(mask, y_gen, idx)
         self.step_no += 1
         return {k: v.item() for k, v in losses.items()} | {"d_real": d_real.item(), "d_fake": d_fake.item()}
 

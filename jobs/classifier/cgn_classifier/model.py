@@ -37,6 +37,11 @@ def backbone() -> nn.Sequential:
     )
 
 
+def check_heads(heads: tuple[str, ...]) -> None:
+    if not heads or any(h not in HEADS for h in heads) or len(set(heads)) != len(heads):
+        raise ValueError(f"heads: a non-empty subset of {', '.join(HEADS)}; got {', '.join(heads) or 'none'}")
+
+
 class _ScaleGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, scale: float) -> Tensor:
@@ -66,9 +71,7 @@ class InvariantEnsemble(nn.Module):
 
     def __init__(self, heads: tuple[str, ...] = HEADS, num_classes: int = 10, aux_grad: float = 0.1):
         super().__init__()
-        unknown = [h for h in heads if h not in HEADS]
-        if unknown or not heads or len(set(heads)) != len(heads):
-            raise ValueError(f"heads: a non-empty subset of {', '.join(HEADS)}; got {', '.join(heads) or 'none'}")
+        check_heads(heads)
         self.heads = tuple(h for h in HEADS if h in heads)
         self.backbone = backbone()
         self.classifiers = nn.ModuleDict({h: nn.Linear(FEATURES, num_classes) for h in self.heads})

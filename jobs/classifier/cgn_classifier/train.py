@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from cgn_classifier.data import Counterfactuals, Split
-from cgn_classifier.model import HEADS, InvariantEnsemble
+from cgn_classifier.model import HEADS, InvariantEnsemble, check_heads
 
 OPTIMIZERS = ("adam", "adadelta")
 DEFAULT_LR = {"adam": 2e-3, "adadelta": 1.0}
@@ -38,8 +38,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
-        if not self.heads or any(h not in HEADS for h in self.heads) or len(set(self.heads)) != len(self.heads):
-            raise ValueError(f"heads: a non-empty subset of {', '.join(HEADS)}; got {', '.join(self.heads) or 'none'}")
+        check_heads(self.heads)
         if not 0.0 <= self.aux_grad <= 1.0:
             raise ValueError(f"aux_grad must be in [0, 1]; got {self.aux_grad}")
         if self.lr is None:
