@@ -19,6 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mnist.add_argument("--features", default="random", choices=["random", "vgg16"], help="style-loss features")
     mnist.add_argument("--shape-prior", type=float, default=1.0, help="mask discriminator weight; 0 = paper only")
     mnist.add_argument(
+        "--texture-prior", type=float, default=1.0, help="real-mask texture discriminator weight; 0 = paper only"
+    )
+    mnist.add_argument("--color-prior", type=float, default=1.0, help="mean-color match weight; 0 = paper only")
+    mnist.add_argument(
         "--shape-warmup", type=int, default=None, help="first steps train the shape mechanism alone (default: preset)"
     )
     mnist.add_argument("--seed", type=int, default=0)
@@ -48,7 +52,7 @@ def run_mnist(args: argparse.Namespace) -> int:
     from model_store.store import BUILTIN_DIR
 
     overrides = {"seed": args.seed, "features": args.features, "max_minutes": args.max_minutes}
-    overrides["shape_prior"] = args.shape_prior
+    overrides |= {"shape_prior": args.shape_prior, "texture_prior": args.texture_prior, "color_prior": args.color_prior}
     if args.shape_warmup is not None:
         overrides["shape_warmup"] = args.shape_warmup
     overrides |= {"mnist_dir": args.mnist_dir, "texture_dir": args.texture_dir, "threads": args.threads}

@@ -48,3 +48,20 @@ def test_shape_warmup_trains_the_shape_mechanism_alone_then_all_three(tmp_path: 
     cfg.steps = 3
     full = train(cfg, tmp_path / "run", resume=True, progress=False).model.state_dict()
     assert changed(full, "texture_im.") and changed(full, "background_im.")
+
+
+def test_texture_prior_compares_textures_under_the_real_digits_mask(tmp_path: Path):
+    """The texture discriminator trains only with the prior on; the generator loss then includes it."""
+    small = dict(steps=2, shape_warmup=0, batch_size=4, limit=64)
+    on = train(TrainConfig.preset("double-colored", **small), tmp_path / "on", progress=False)
+    off = train(TrainConfig.preset("double-colored", texture_prior=0.0, **small), tmp_path / "off", progress=False)
+    fresh = train(TrainConfig.preset("double-colored", steps=0, limit=64), tmp_path / "fresh", progress=False)
+
+    def disc_changed(trainer) -> bool:
+        before = fresh.texture_disc.state_dict()
+        return any(not torch.equal(before[k], v) for k, v in trainer.texture_disc.state_dict().items())
+
+    assert disc_changed(on) and not disc_changed(off)
+    stats = on.full_step()
+    assert stats["texture_prior"] > 0 and {"t_real", "t_fake"} <= stats.keys()
+    assert "texture_prior" not in off.full_step()
