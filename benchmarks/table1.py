@@ -22,6 +22,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shlex
 import signal
 import statistics
 import subprocess
@@ -225,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cfs-per-shape", type=int, default=1, help="counterfactuals per sampled shape (paper: 10)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--heads", default="shape,texture,background")
+    p.add_argument("--job-args", default="", help="more cgn-train-classifier options for every run ('--aux-grad 0')")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the service while it generates")
     p.add_argument("--jobs", type=int, default=2, help="classifier runs at a time, one thread each")
     p.add_argument("--pull-batch-size", type=int, default=500)
@@ -274,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 job_argv += ["--epochs", str(args.epochs), "--seed", str(seed), "--heads", args.heads]
                 job_argv += ["--real-n", str(args.real_n)] if args.real_n else []
                 job_argv += ["--threads", "1"] + (["--test-n", str(args.test_n)] if args.test_n else [])
+                job_argv += shlex.split(args.job_args)
                 if gen is None:
                     job_argv += ["--cf-n", "0"]
                 elif gen == "oracle":

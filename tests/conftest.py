@@ -104,3 +104,11 @@ def model_root(tmp_path: Path) -> Path:
     root = tmp_path / "models"
     random_mnist_model(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def random_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model-store root with the random mnist-test model, shared (read-only) by the session's servers."""
+    root = tmp_path_factory.mktemp("random-store") / "models"
+    random_mnist_model(root)
+    return root

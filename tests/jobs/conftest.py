@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "service"))
 sys.path.insert(0, str(ROOT / "scripts"))
-from servers import ThreadServer, random_mnist_model  # noqa: E402
+from servers import ThreadServer, service_settings  # noqa: E402
 
 
 def load_by_path(name: str, path: Path):
@@ -30,21 +30,8 @@ def real_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def jobs_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("jobs-store") / "models"
-    random_mnist_model(root)
-    return root
-
-
-@pytest.fixture(scope="session")
-def api(jobs_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
+def api(random_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
     """The service (random-weight mnist-test) under uvicorn on a free port."""
-    from service.settings import Settings
-
-    tmp = tmp_path_factory.mktemp("jobs-api")
-    settings = Settings(
-        model_store=jobs_store, default_model="mnist-test", assets_dir=tmp / "assets", max_wait_ms=1, api_keys=[]
-    )
-    server = ThreadServer(settings).start()
+    server = ThreadServer(service_settings(random_store, tmp_path_factory.mktemp("jobs-api"))).start()
     yield server
     server.stop()

@@ -94,11 +94,13 @@ def test_job_trains_on_a_batch_jobs_shards(redis_server, model_root, tmp_path, r
         stack.close()
 
 
-def test_tiny_table1_benchmark(jobs_store, tmp_path):
+def test_tiny_table1_benchmark(random_store, tmp_path):
     table1 = load_by_path("_table1", ROOT / "benchmarks" / "table1.py")
     with pytest.raises(SystemExit):  # a model that is not installed is named before anything starts
-        table1.main(["--model-store", str(jobs_store), "--model-template", "absent-{dataset}", "--work", str(tmp_path)])
-    argv = ["--model-store", str(jobs_store), "--model-template", "mnist-test", "--datasets", "colored"]
+        table1.main(
+            ["--model-store", str(random_store), "--model-template", "absent-{dataset}", "--work", str(tmp_path)]
+        )
+    argv = ["--model-store", str(random_store), "--model-template", "mnist-test", "--datasets", "colored"]
     argv += ["--seeds", "0,1", "--real-n", "200", "--test-n", "100", "--cf-n", "100", "--epochs", "1"]
     argv += ["--work", str(tmp_path / "work"), "--grids", str(tmp_path / "grids"), "--pull-batch-size", "100"]
     argv += ["--oracle", "--cfs-per-shape", "10"]

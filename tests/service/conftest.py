@@ -7,22 +7,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from servers import ServerProcess, ThreadServer, random_mnist_model  # noqa: E402
+from servers import ServerProcess, ThreadServer, random_mnist_model, service_settings  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("service-store") / "models"
-    random_mnist_model(root)
-    return root
-
-
-@pytest.fixture(scope="session")
-def server(store_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(random_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """`cgn serve` on the random-weight mnist-test model; micro-batches wait up to 10 ms for company."""
     tmp = tmp_path_factory.mktemp("service")
     env = {
-        "CGN_MODEL_STORE": str(store_root),
+        "CGN_MODEL_STORE": str(random_store),
         "CGN_DEFAULT_MODEL": "mnist-test",
         "CGN_ASSETS_DIR": str(tmp / "assets"),
         "CGN_MAX_WAIT_MS": "10",
@@ -42,27 +35,14 @@ def url(server: ServerProcess) -> str:
     return server.url
 
 
-def settings_for(store_root: Path, tmp: Path, **overrides):
-    from service.settings import Settings
-
-    values = {
-        "model_store": store_root,
-        "default_model": "mnist-test",
-        "assets_dir": tmp / "assets",
-        "max_wait_ms": 1,
-        "api_keys": [],
-    }
-    return Settings(**(values | overrides))
-
-
 @pytest.fixture(scope="module")
-def thread_server(store_root: Path, tmp_path_factory: pytest.TempPathFactory):
+def thread_server(random_store: Path, tmp_path_factory: pytest.TempPathFactory):
     """Factory: a uvicorn server in a thread with Settings overrides; stopped at module end."""
     started: list[ThreadServer] = []
 
     def make(**overrides) -> ThreadServer:
         tmp = tmp_path_factory.mktemp("thread-server")
-        s = ThreadServer(settings_for(store_root, tmp, **overrides)).start()
+        s = ThreadServer(service_settings(random_store, tmp, **overrides)).start()
         started.append(s)
         return s
 
@@ -84,6 +64,6 @@ def imagenet_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     manifest = imagenet_manifest("imagenet-cgn", model.config.to_dict(), {}, "random tiny ImageNet CGN, for tests")
     save_model(root, manifest, model.state_dict())
     tmp = tmp_path_factory.mktemp("imagenet-server")
-    srv = ThreadServer(settings_for(root, tmp, models=["imagenet-cgn"])).start()
+    srv = ThreadServer(service_settings(root, tmp, models=["imagenet-cgn"])).start()
     yield srv.url
     srv.stop()

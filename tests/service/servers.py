@@ -28,6 +28,20 @@ def random_mnist_model(root: Path, name: str = "mnist-test", seed: int = 0) -> P
     return module.random_mnist_model(root, name, seed)
 
 
+def service_settings(store_root: Path, tmp: Path, **overrides):
+    """The service Settings of a test deployment: the random mnist-test model, no API keys, short waits."""
+    from service.settings import Settings
+
+    values = {
+        "model_store": store_root,
+        "default_model": "mnist-test",
+        "assets_dir": tmp / "assets",
+        "max_wait_ms": 1,
+        "api_keys": [],
+    }
+    return Settings(**(values | overrides))
+
+
 def wait_ready(url: str, timeout: float = 180, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
