@@ -1,5 +1,7 @@
-"""Training of the MNIST CGNs with the paper's losses: class-conditional least-squares adversarial,
-binary mask entropy, and the Gram-matrix style loss between composites and real images."""
+"""Training of the MNIST CGNs with the paper's losses (class-conditional least-squares adversarial,
+binary mask entropy, Gram-matrix style loss against real images) plus three priors of ours that use
+how the datasets were made: the digit silhouettes for the shape IM, and each real image's own digit
+mask for the texture and background IMs (TrainConfig says why; docs/mnist.md what each changed)."""
 
 import json
 import time
