@@ -156,7 +156,7 @@ class Trainer:
     def full_step(self) -> dict[str, float]:
         cfg = self.cfg
         idx = torch.randint(0, len(self.labels), (cfg.batch_size,), generator=self.gen)
-        x_real, y = self.images[idx], self.labels[idx]
+        x_real, y, digit = self.images[idx], self.labels[idx], self.digits[idx]
         ones = torch.ones(cfg.batch_size)
 
         # The generated batch takes the real batch's labels, so that its textures can be composed
@@ -164,7 +164,7 @@ class Trainer:
         self.model.train()
         self.opt_g.zero_grad(set_to_none=True)
         x_gen, mask, fg, bg = self.generate(y)
-        x_tex = compose(self.digits[idx], fg, bg)
+        x_tex = compose(digit, fg, bg)
         losses = {
             "adv": F.mse_loss(self.disc(x_gen, y), ones),
             "binary": cfg.mask_weight * binary_entropy_loss(mask),
@@ -175,14 +175,14 @@ class Trainer:
         if cfg.texture_prior:
             losses["texture_prior"] = cfg.texture_prior * F.mse_loss(self.texture_disc(x_tex, y), ones)
         if cfg.color_prior:
-            losses["color_prior"] = cfg.color_prior * color_loss(x_tex, x_real, self.digits[idx])
+            losses["color_prior"] = cfg.color_prior * color_loss(x_tex, x_real, digit)
         sum(losses.values()).backward()
         self.opt_g.step()
 
         d_real, d_fake = self._update_disc(self.disc, self.opt_d, x_real, y, x_gen, y)
         stats = {k: v.item() for k, v in losses.items()} | {"d_real": d_real, "d_fake": d_fake}
         if cfg.shape_prior:
-            self._update_disc(self.mask_disc, self.opt_m, self.digits[idx], y, mask, y)
+            self._update_disc(self.mask_disc, self.opt_m, digit, y, mask, y)
         if cfg.texture_prior:
             stats["t_real"], stats["t_fake"] = self._update_disc(self.texture_disc, self.opt_t, x_real, y, x_tex, y)
         self.step_no += 1
