@@ -48,12 +48,12 @@ def pick_model(name: str, tmp: Path) -> tuple[Path | None, str, str]:
     return tmp / "models", "mnist-bench", f"random-weight MNIST CGN ({name} is not installed yet)"
 
 
-def raw_images_per_s(root: Path | None, name: str, batch: int, seconds: float) -> float:
+def raw_images_per_s(root: Path | None, name: str, batch: int, seconds: float, device: str) -> float:
     from cgn.sampling import plan
     from service.runner import load_model
     from service.settings import Settings
 
-    loaded = load_model(Settings(model_store=root), name)
+    loaded = load_model(Settings(model_store=root, device=device), name)
     from service.runner import generate
 
     classes = tuple(len(loaded.manifest.vocabulary[m]) for m in ("shape", "texture", "background"))
@@ -154,6 +154,9 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--max-wait-ms", type=float, default=10.0, help="server CGN_MAX_WAIT_MS")
     ap.add_argument("--threads", type=int, default=1, help="torch threads, here and in the server (CGN_THREADS)")
+    ap.add_argument("--device", default="cpu", help="torch device, here and in the server (CGN_DEVICE)")
+    ap.add_argument("--max-batches", type=int, default=10_000, help="most batches of the HTTP measurement")
+    ap.add_argument("--server-log", type=Path, default=None, help="keep the server's log here")
     args = ap.parse_args()
 
     import torch
@@ -161,7 +164,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="cgn-bench-"))
     root, name, what = pick_model(args.model, tmp)
-    print(f"model: {what}; torch threads {torch.get_num_threads()}; {os.cpu_count()} CPUs; "
+    print(f"model: {what} on {args.device}; torch threads {torch.get_num_threads()}; {os.cpu_count()} CPUs; "
           f"load average before {os.getloadavg()[0]:.1f}")  # fmt: skip
 
     sys.path.insert(0, str(REPO / "tests" / "service"))
@@ -175,16 +178,17 @@ def main() -> int:
         "CGN_MAX_SAMPLES": str(max(args.batch, 1024)),
         "CGN_LOG_LEVEL": "warning",
         "CGN_THREADS": str(args.threads),
+        "CGN_DEVICE": args.device,
     }
     if root is not None:
         env["CGN_MODEL_STORE"] = str(root)
-    server = ServerProcess(env, tmp / "server.log").start()
+    server = ServerProcess(env, args.server_log or tmp / "server.log").start()
     meter = CpuMeter(server.proc.pid)
     try:
         # the server idles while the raw generator runs in this process, and the other way round
-        raw, _, raw_cpu = measured(meter, raw_images_per_s, root, name, args.batch, args.seconds)
+        raw, _, raw_cpu = measured(meter, raw_images_per_s, root, name, args.batch, args.seconds, args.device)
         warm_up(server.url, args.batch)
-        num_batches = max(4, round(raw * args.seconds / args.batch))
+        num_batches = max(4, min(args.max_batches, round(raw * args.seconds / args.batch)))
         http, http_srv, http_cli = measured(meter, http_images_per_s, server.url, args.batch, num_batches)
         n_raw, n_http = raw * args.seconds, num_batches * args.batch  # images made (raw: rate x its duration)
         print(f"sample_batch over HTTP: {http:8.1f} images/s  raw in-process generator: {raw:8.1f} images/s  "

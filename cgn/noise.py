@@ -26,6 +26,14 @@ def as_seed_list(field: str, seeds: Sequence[int] | Tensor) -> list[int]:
     return [check_seed(field, s if isinstance(s, bool) else int(s)) for s in values]  # bools stay refused
 
 
+def distinct(seeds: Sequence[int]) -> tuple[list[int], Tensor]:
+    """The distinct seeds in first-seen order, and each seed's index among them. A padded chunk
+    repeats its last seed (up to 255 times on CUDA): its noise is drawn once and indexed."""
+    index: dict[int, int] = {}
+    rows = [index.setdefault(s, len(index)) for s in seeds]
+    return list(index), torch.tensor(rows, dtype=torch.long)
+
+
 def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

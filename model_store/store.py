@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cgn import registry
+from cgn.device import deterministic_cuda
 from cgn.mechanisms import CounterfactualModel
 from model_store.manifest import MANIFEST_FILE, Manifest, ManifestError, sha256_file
 
@@ -108,6 +109,8 @@ def load_dir(directory: Path, device: str | torch.device = "cpu") -> LoadedModel
         raise ManifestError(f"{weights}: sha256 {actual} does not match the manifest's {manifest.sha256}")
     model = registry.build(manifest.architecture, manifest.config)
     model.load_state_dict(load_file(weights), strict=True)
+    if torch.device(device).type == "cuda":
+        deterministic_cuda()
     return LoadedModel(manifest, model.to(device).eval(), directory)
 
 

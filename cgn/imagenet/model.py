@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cgn.device import deterministic_cuda
 from cgn.imagenet.biggan import build_biggan, fold_spectral_norm_, init_random_
 from cgn.imagenet.u2net import U2Net
 from cgn.mechanisms import CounterfactualModel
-from cgn.noise import generator, truncated_normal
+from cgn.noise import distinct, generator, truncated_normal
 
 ARCHITECTURE = "imagenet-cgn"
 OFFICIAL_PARTS = ("f_shape", "f_text", "f_bg", "u2net", "biggan_GT")
@@ -57,6 +58,7 @@ class InferenceOptions:
 
 class ImagenetCGN(CounterfactualModel):
     forward_rows = 2  # a 256-px sample is heavy: pad single requests to 2 rows, not 8
+    cuda_forward_rows = 8  # fp32 on an H200: 16, 32, 64 rows buy +4, +17, +32 % images/s for 2x, 3x, 6x lone latency
 
     def __init__(self, config: ImagenetCGNConfig | None = None):
         super().__init__()
@@ -104,7 +106,8 @@ class ImagenetCGN(CounterfactualModel):
 
     def noise(self, seeds: list[int]) -> Tensor:
         """Truncated normal u, one row per sample from that sample's own generator (on the CPU)."""
-        return truncated_normal([generator(s) for s in seeds], LATENT_SIZE, self.config.truncation)
+        unique, rows = distinct(seeds)
+        return truncated_normal([generator(s) for s in unique], LATENT_SIZE, self.config.truncation)[rows]
 
     def _part(self, name: str) -> nn.Module:
         return self.inference.compiled.get(name) or getattr(self, name)
@@ -178,7 +181,7 @@ class ImagenetCGN(CounterfactualModel):
             for name in ("f_shape", "f_text", "f_bg"):
                 fold_spectral_norm_(getattr(self, name))
         if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+            deterministic_cuda()
         if channels_last:
             self.to(memory_format=torch.channels_last)
         self.inference = InferenceOptions(dtypes[dtype], channels_last)

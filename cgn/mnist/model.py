@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from cgn.mechanisms import CounterfactualModel
-from cgn.noise import generator, normal, randint
+from cgn.noise import distinct, generator, normal, randint
 from cgn.shuffle import patch_shuffle
 
 
@@ -105,10 +105,11 @@ class MnistCGN(CounterfactualModel):
 
     def noise(self, seeds: list[int]) -> tuple[Tensor, Tensor]:
         """Per-sample noise u and shuffle offsets, both from that sample's own generator."""
-        gens = [generator(s) for s in seeds]
+        unique, rows = distinct(seeds)
+        gens = [generator(s) for s in unique]
         u = normal(gens, self.config.latent_size)
         offsets = randint(gens, self.image_size + 1, 2)
-        return u, offsets
+        return u[rows], offsets[rows]
 
     def _device(self) -> torch.device:
         return self.label_embedding.weight.device

@@ -129,3 +129,14 @@ def test_official_key_layout_loads_and_matches_official_forward():
 def test_unknown_official_key_is_refused():
     with pytest.raises(ValueError, match="not an official MNIST CGN key"):
         from_official_state_dict({"generator.weight": torch.zeros(1)})
+
+
+def test_repeated_seeds_get_the_noise_each_draws_alone(model):
+    # A padded chunk repeats its last seed; its noise is drawn once (cgn.noise.distinct) and must be
+    # exactly what that seed draws on its own, wherever the repeats sit.
+    seeds = [5, 3, 5, 5, 2**62, 3]
+    u, offsets = model.noise(seeds)
+    for i, s in enumerate(seeds):
+        u1, off1 = model.noise([s])
+        assert torch.equal(u[i : i + 1], u1) and torch.equal(offsets[i : i + 1], off1), i
+    assert not torch.equal(u[0], u[1])

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The GPU run, in one command (docs/benchmarks.md, "GPU"): bytes and speed checks, the ImageNet CGN
+# against the official loop, and the service on CUDA. Writes logs and JSON under $OUT (default var/device).
+#
+# The GPU machine has torch but not the service's web packages: download them here as Python 3.12
+# wheels into .whl/ first (docs/benchmarks.md gives the command); they are installed to /tmp/site.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-var/device}
+mkdir -p "$OUT"
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:$PWD:$PWD/client
+else
+    export PYTHONPATH=$PWD:$PWD/client
+fi
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
+
+timeout "${CHECK_S:-240}" python3 benchmarks/gpu_check.py --json "$OUT/gpu_check.json" 2>&1 | tee "$OUT/gpu_check.log"
+timeout "${SPEED_S:-150}" python3 benchmarks/imagenet_speed.py --channels-last --baseline-images 30 --repeats 3 \
+    --json "$OUT/imagenet_speed.json" 2>&1 | tee "$OUT/imagenet_speed.log"
+timeout "${SERVICE_S:-100}" python3 benchmarks/service_bench.py --device cuda --seconds 5 --batch 256 --max-batches 100 \
+    --server-log "$OUT/server.log" 2>&1 | tee "$OUT/service_bench.log"
