@@ -4,7 +4,7 @@ Run once per GPU lease (scripts/device_check.sh runs it with the other GPU bench
 
 1. Bytes. Each built-in MNIST CGN and the full-size ImageNet CGN (random weights, fp32 and bf16):
    samples alone and inside batches (crossing chunk boundaries) against the same samples in one large
-   batch, and the sha256 of a whole batch in two fresh processes against this one's.
+   batch, and the sha256 of a whole batch in a fresh process against this one's.
 2. ImageNet rows per forward on CUDA (`cuda_forward_rows`): images/s at batch 64 and the latency of a
    lone request for several chunk sizes, bf16 and fp32.
 3. cuDNN deterministic mode (what the service uses) against benchmark mode (autotuned), bf16.
@@ -97,7 +97,10 @@ def child_digest(kind: str, n: int) -> str:
 
 
 def build(kind: str):
-    return imagenet(kind.split("-")[1]) if kind.startswith("imagenet-") else mnist(kind, DEVICE)
+    """The model as the service loads it (which turns TF32 off), then TF32 as the running section wants."""
+    model = imagenet(kind.split("-")[1]) if kind.startswith("imagenet-") else mnist(kind, DEVICE)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = TF32
+    return model
 
 
 def classes(kind: str) -> int:
@@ -112,7 +115,6 @@ def check_bytes(results: dict, kinds: tuple[str, ...] = (*MNIST, "imagenet-fp32"
     cases = [(k, 40, IMAGENET_PIECES) if k.startswith("imagenet-") else (k, 600, mnist_pieces) for k in kinds]
     for kind, n, pieces in cases:
         model = build(kind)
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = TF32
         labels, seeds = inputs(n, classes(kind), seed=1)
         bad = batch_independence(model, labels, seeds, pieces)
         mine, other = digest(render(model, labels, seeds)), child_digest(kind, n)
@@ -199,13 +201,11 @@ def main() -> None:
     p.add_argument("--device", default="cuda", help="cpu: a smoke run of the script itself")
     p.add_argument("--size", choices=["full", "tiny"], default="full", help="ImageNet CGN size (tiny: smoke run)")
     args = p.parse_args()
-    global DEVICE, SIZE
-    DEVICE, SIZE = args.device, args.size
+    global DEVICE, SIZE, TF32
+    DEVICE, SIZE, TF32 = args.device, args.size, args.tf32
     if args.digest:
         labels, seeds = inputs(args.n, classes(args.digest), seed=1)
-        model = build(args.digest)  # loading makes the service's CUDA settings
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.tf32
-        print(digest(render(model, labels, seeds)))
+        print(digest(render(build(args.digest), labels, seeds)))
         return
     card = torch.cuda.get_device_name() if DEVICE.startswith("cuda") else DEVICE
     print(f"device: {card}; torch {torch.__version__}", flush=True)
