@@ -72,7 +72,8 @@ def test_mix_keeps_generated_labels_and_shards_are_ordered_by_key():
     assert labels[:, 0].tolist() == [0, 1, 2, 3] and images[:, 0, 0, 0].tolist() == [0, 0, 2, 2]
 
 
-def test_shape_head_learns_the_shape_when_counterfactuals_break_the_shortcut():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_shape_head_learns_the_shape_when_counterfactuals_break_the_shortcut(precision):
     """Synthetic task: 'shape' = a horizontal or a vertical bar, 'color' = its channel. Real data: color follows
     the label; test: the other color. Counterfactuals make the shape head ignore color; real data alone cannot."""
     g = np.random.default_rng(0)
@@ -92,10 +93,12 @@ def test_shape_head_learns_the_shape_when_counterfactuals_break_the_shortcut():
     test = Split(images(ty, 1 - ty), np.stack([ty, 1 - ty, np.zeros_like(ty)], 1))
     cs, cc = g.integers(0, 2, 256), g.integers(0, 2, 256)
     cf = Counterfactuals(images(cs, cc), np.stack([cs, cc, np.zeros_like(cs)], 1))
-    cfg = TrainConfig(epochs=3, batch_size=32, seed=0)
+    cfg = TrainConfig(epochs=3, batch_size=32, seed=0, precision=precision)
     plain, _ = train(*mix(real, None), test, cfg)
     invariant, history = train(*mix(real, cf), test, cfg)
-    result = evaluate(invariant, test)["own"]
+    again, _ = train(*mix(real, cf), test, cfg)
+    assert all(torch.equal(a, b) for a, b in zip(invariant.state_dict().values(), again.state_dict().values()))
+    result = evaluate(invariant, test, precision=precision)["own"]
     assert result["shape"] > 0.9
     assert result["texture"] > 0.9  # the color head names the color it sees
     assert evaluate(plain, test)["own"]["shape"] < 0.5  # test colors swapped: the shortcut shows
@@ -113,6 +116,9 @@ def test_the_papers_recipe_decays_adadelta_per_epoch():
     assert [r["lr"] for r in history] == pytest.approx([1.0, 0.7, 0.49])
     with pytest.raises(ValueError, match="optimizer must be one of adam, adadelta"):
         TrainConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16; got 'fp16'"):
+        TrainConfig(precision="fp16")
+    assert TrainConfig().precision in ("fp32", "bf16")  # "auto" resolves to what this CPU runs natively
     with pytest.raises(ValueError, match="aux_grad must be in"):
         TrainConfig(aux_grad=2.0)
     with pytest.raises(ValueError, match="heads: a non-empty subset of shape, texture, background; got colour"):

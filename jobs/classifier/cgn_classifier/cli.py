@@ -22,7 +22,7 @@ import torch
 
 from cgn_classifier import data
 from cgn_classifier.model import HEADS
-from cgn_classifier.train import OPTIMIZERS, TrainConfig, mix, train
+from cgn_classifier.train import OPTIMIZERS, PRECISIONS, TrainConfig, mix, train
 
 log = logging.getLogger("cgn_classifier")
 
@@ -69,6 +69,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
     t.add_argument("--heads", default=",".join(HEADS), help="comma-separated heads of the ensemble")
     t.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    t.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="bf16: autocast, weights stay fp32; auto: bf16 where the CPU runs it natively, else fp32",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     return p
 
@@ -134,6 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             heads,
             optimizer=args.optimizer,
             aux_grad=args.aux_grad,
+            precision=args.precision,
         )
     except ValueError as e:
         raise SystemExit(f"cgn-train-classifier: {e}") from None

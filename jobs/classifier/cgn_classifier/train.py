@@ -21,6 +21,16 @@ from cgn_classifier.model import HEADS, InvariantEnsemble, check_heads
 
 OPTIMIZERS = ("adam", "adadelta")
 DEFAULT_LR = {"adam": 2e-3, "adadelta": 1.0}
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16() -> bool:
+    """Whether oneDNN runs bf16 convolutions natively here (AVX512-BF16 or AMX); elsewhere it emulates
+    them and bf16 is slower than fp32."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 @dataclass
@@ -34,10 +44,15 @@ class TrainConfig:
     eval_batch_size: int = 1000
     optimizer: str = "adam"
     aux_grad: float = 0.1  # gradient scale from the texture/background heads into the backbone
+    precision: str = "auto"  # bf16 autocast (fp32 weights) where the CPU has native bf16, else fp32
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        if self.precision == "auto":
+            self.precision = "bf16" if native_bf16() else "fp32"
         check_heads(self.heads)
         if not 0.0 <= self.aux_grad <= 1.0:
             raise ValueError(f"aux_grad must be in [0, 1]; got {self.aux_grad}")
@@ -63,15 +78,22 @@ def _float(images: Tensor) -> Tensor:
     return images.float().div_(255).contiguous(memory_format=torch.channels_last)
 
 
+def _autocast(precision: str):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @torch.no_grad()
-def evaluate(model: InvariantEnsemble, split: Split, batch_size: int = 1000) -> dict[str, dict[str, float]]:
+def evaluate(
+    model: InvariantEnsemble, split: Split, batch_size: int = 1000, precision: str = "fp32"
+) -> dict[str, dict[str, float]]:
     """Per head: accuracy against its own mechanism's factor ("own") and against the digit ("digit")."""
     model.eval()
     images, factors = torch.from_numpy(split.images), torch.from_numpy(split.factors)
     own = dict.fromkeys(model.heads, 0)
     digit = dict.fromkeys(model.heads, 0)
     for i in range(0, len(images), batch_size):
-        pred = model.predict(_float(images[i : i + batch_size]))
+        with _autocast(precision):
+            pred = model.predict(_float(images[i : i + batch_size]))
         f = factors[i : i + batch_size]
         for h in model.heads:
             own[h] += int((pred[h] == f[:, HEADS.index(h)]).sum())
@@ -112,8 +134,9 @@ def train(
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
             x, y = _float(train_images[idx]), train_labels[idx]
-            logits = model(x)
-            loss = model.loss(logits, y)
+            with _autocast(cfg.precision):
+                logits = model(x)
+                loss = model.loss(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -126,7 +149,7 @@ def train(
         if not per_step:
             scheduler.step()
         train_s = time.perf_counter() - t0
-        result = evaluate(model, test, cfg.eval_batch_size)
+        result = evaluate(model, test, cfg.eval_batch_size, cfg.precision)
         record = {
             "epoch": epoch,
             "lr": lr,
