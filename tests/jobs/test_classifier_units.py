@@ -97,7 +97,9 @@ def test_shape_head_learns_the_shape_when_counterfactuals_break_the_shortcut(pre
     plain, _ = train(*mix(real, None), test, cfg)
     invariant, history = train(*mix(real, cf), test, cfg)
     again, _ = train(*mix(real, cf), test, cfg)
-    assert all(torch.equal(a, b) for a, b in zip(invariant.state_dict().values(), again.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(invariant.state_dict().values(), again.state_dict().values(), strict=True)
+    )
     result = evaluate(invariant, test, precision=precision)["own"]
     assert result["shape"] > 0.9
     assert result["texture"] > 0.9  # the color head names the color it sees
