@@ -8,7 +8,7 @@ import pytest
 import torch
 from cgn_classifier.data import Counterfactuals, Split, from_shards, load_real, save_real
 from cgn_classifier.model import HEADS, InvariantEnsemble
-from cgn_classifier.train import TrainConfig, evaluate, mix, train
+from cgn_classifier.train import DEFAULT_LR, TrainConfig, evaluate, mix, train
 
 
 def test_ensemble_has_one_head_per_mechanism_on_a_shared_backbone():
@@ -104,8 +104,8 @@ def test_shape_head_learns_the_shape_when_counterfactuals_break_the_shortcut(pre
     assert result["shape"] > 0.9
     assert result["texture"] > 0.9  # the color head names the color it sees
     assert evaluate(plain, test)["own"]["shape"] < 0.5  # test colors swapped: the shortcut shows
-    lrs = [r["lr"] for r in history]  # one cycle: up from 2e-3 / 25, then down
-    assert lrs[0] == pytest.approx(2e-3 / 25) and lrs[1] > lrs[2] > 0
+    lrs = [r["lr"] for r in history]  # one cycle: up from the peak / 25, then down
+    assert lrs[0] == pytest.approx(DEFAULT_LR["adam"] / 25) and lrs[1] > lrs[2] > 0
 
 
 def test_the_papers_recipe_decays_adadelta_per_epoch():

@@ -63,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=5)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adadelta: the paper's recipe")
-    t.add_argument("--lr", type=float, help="peak learning rate (default: adam 2e-3, adadelta 1.0)")
+    t.add_argument("--lr", type=float, help="peak learning rate (default: adam 4e-3, adadelta 1.0)")
     t.add_argument("--gamma", type=float, default=0.7, help="adadelta: learning-rate decay per epoch")
     t.add_argument("--aux-grad", type=float, default=0.1, help="gradient scale of texture/background heads")
     t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")

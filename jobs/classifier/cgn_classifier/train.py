@@ -1,6 +1,6 @@
 """Training and evaluation of the invariant ensemble on real images mixed with counterfactuals.
 
-Default recipe: Adam (peak lr 2e-3) with a one-cycle schedule, batch 32, real and generated samples
+Default recipe: Adam (peak lr 4e-3) with a one-cycle schedule, batch 32, real and generated samples
 shuffled together. The paper's recipe (Adadelta lr 1.0, x0.7 per epoch, batch 64: `optimizer="adadelta"`)
 is meant for ~1M images (10 epochs of 100k); on a CPU budget of ~100k images it ends 9 points
 behind Adam with one cycle (docs/results.md).
@@ -20,7 +20,7 @@ from cgn_classifier.data import Counterfactuals, Split
 from cgn_classifier.model import HEADS, InvariantEnsemble, check_heads
 
 OPTIMIZERS = ("adam", "adadelta")
-DEFAULT_LR = {"adam": 2e-3, "adadelta": 1.0}
+DEFAULT_LR = {"adam": 4e-3, "adadelta": 1.0}
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
