@@ -74,11 +74,13 @@ def mix(real: Split, cf: Counterfactuals | None) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels).astype(np.int64))
 
 
-def _float(images: Tensor) -> Tensor:
+def as_input(images: Tensor) -> Tensor:
+    """uint8 NCHW -> float in [0, 1], channels-last (the layout oneDNN convolves fastest)."""
     return images.float().div_(255).contiguous(memory_format=torch.channels_last)
 
 
-def _autocast(precision: str):
+def autocast(precision: str):
+    """bf16 autocast for "bf16" (weights and optimiser state stay fp32); a no-op for "fp32"."""
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
@@ -92,8 +94,8 @@ def evaluate(
     own = dict.fromkeys(model.heads, 0)
     digit = dict.fromkeys(model.heads, 0)
     for i in range(0, len(images), batch_size):
-        with _autocast(precision):
-            pred = model.predict(_float(images[i : i + batch_size]))
+        with autocast(precision):
+            pred = model.predict(as_input(images[i : i + batch_size]))
         f = factors[i : i + batch_size]
         for h in model.heads:
             own[h] += int((pred[h] == f[:, HEADS.index(h)]).sum())
@@ -133,8 +135,8 @@ def train(
         perm = torch.randperm(len(train_images), generator=order)
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
-            x, y = _float(train_images[idx]), train_labels[idx]
-            with _autocast(cfg.precision):
+            x, y = as_input(train_images[idx]), train_labels[idx]
+            with autocast(cfg.precision):
                 logits = model(x)
                 loss = model.loss(logits, y)
             optimizer.zero_grad(set_to_none=True)
