@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs" / "classifier"))
 
 from cgn_classifier.model import InvariantEnsemble  # noqa: E402
-from cgn_classifier.train import TrainConfig, as_input, autocast, native_bf16  # noqa: E402
+from cgn_classifier.train import TrainConfig, native_bf16, train_step  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -26,11 +26,7 @@ PRECISIONS = ("fp32", "bf16")
 def images_per_s(model: InvariantEnsemble, opt: torch.optim.Optimizer, batches: list, precision: str) -> float:
     t0 = time.perf_counter()
     for x, y in batches:
-        with autocast(precision):
-            loss = model.loss(model(as_input(x)), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, x, y, precision)
     return sum(len(x) for x, _ in batches) / (time.perf_counter() - t0)
 
 

@@ -84,6 +84,20 @@ def autocast(precision: str):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def train_step(
+    model: InvariantEnsemble, optimizer: torch.optim.Optimizer, images: Tensor, labels: Tensor, precision: str
+) -> tuple[dict[str, Tensor], Tensor]:
+    """One update on a uint8 batch; returns the logits and the loss it was computed from."""
+    x = as_input(images)
+    with autocast(precision):
+        logits = model(x)
+        loss = model.loss(logits, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return logits, loss
+
+
 @torch.no_grad()
 def evaluate(
     model: InvariantEnsemble, split: Split, batch_size: int = 1000, precision: str = "fp32"
@@ -135,13 +149,8 @@ def train(
         perm = torch.randperm(len(train_images), generator=order)
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
-            x, y = as_input(train_images[idx]), train_labels[idx]
-            with autocast(cfg.precision):
-                logits = model(x)
-                loss = model.loss(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            y = train_labels[idx]
+            logits, loss = train_step(model, optimizer, train_images[idx], y, cfg.precision)
             if per_step:
                 scheduler.step()
             loss_sum += float(loss.detach()) * len(idx)
