@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mnist.add_argument(
         "--shape-warmup", type=int, default=None, help="first steps train the shape mechanism alone (default: preset)"
     )
+    mnist.add_argument("--warmup-batch", type=int, default=None, help="batch of a shape warm-up step (default 64)")
     mnist.add_argument("--seed", type=int, default=0)
     mnist.add_argument("--threads", type=int, default=None, help="torch threads")
     mnist.add_argument("--run-dir", type=Path, default=None, help="checkpoints and sample sheets (default runs/)")
@@ -60,6 +61,8 @@ def run_mnist(args: argparse.Namespace) -> int:
         overrides["steps"] = args.steps
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
+    if args.warmup_batch is not None:
+        overrides["warmup_batch"] = args.warmup_batch
     cfg = TrainConfig.preset(args.dataset, **overrides)
     run_dir = args.run_dir or Path("runs") / f"mnist-{args.dataset}"
     trainer = train(cfg, run_dir, resume=args.resume)

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from cgn_classifier.augment import random_affine
 from cgn_classifier.data import Counterfactuals, Split, from_shards, load_real, save_real
 from cgn_classifier.model import HEADS, InvariantEnsemble
 from cgn_classifier.train import DEFAULT_LR, TrainConfig, evaluate, mix, train
@@ -121,10 +122,29 @@ def test_the_papers_recipe_decays_adadelta_per_epoch():
     with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16; got 'fp16'"):
         TrainConfig(precision="fp16")
     assert TrainConfig().precision in ("fp32", "bf16")  # "auto" resolves to what this CPU runs natively
+    with pytest.raises(ValueError, match="augment must be one of affine, none; got 'flip'"):
+        TrainConfig(augment="flip")
     with pytest.raises(ValueError, match="aux_grad must be in"):
         TrainConfig(aux_grad=2.0)
     with pytest.raises(ValueError, match="heads: a non-empty subset of shape, texture, background; got colour"):
         TrainConfig(heads=("colour",))
+
+
+def test_augmentation_moves_the_shape_and_keeps_colors_and_its_seed():
+    """Each image gets its own small rotation/scale/shift from the job's seed; a uniform background stays
+    uniform (edges extend past the border), so only the shape moves, never the color."""
+    x = torch.zeros(8, 3, 32, 32)
+    x[:, 0], x[:, 2] = 0.2, 0.7  # background color
+    x[:, :, 8:24, 14:18] = torch.tensor([0.9, 0.1, 0.3])[:, None, None]  # a vertical bar, another color
+    a = random_affine(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, random_affine(x, torch.Generator().manual_seed(0)))
+    assert not torch.equal(a, random_affine(x, torch.Generator().manual_seed(1)))
+    assert all(not torch.allclose(a[i], x[i], atol=0.05) for i in range(8))  # every image moved
+    assert len({tuple(a[i].flatten()[:512].tolist()) for i in range(8)}) == 8  # each its own transform
+    flat = torch.full((4, 3, 32, 32), 0.25)
+    assert torch.allclose(random_affine(flat, torch.Generator().manual_seed(0)), flat, atol=1e-6)
+    assert a[:, :, 0, 0] == pytest.approx(x[:, :, 0, 0])  # corners keep the background color
+    assert a[:, 0].amax() == pytest.approx(0.9, abs=0.02)  # the bar keeps its color
 
 
 def test_texture_and_background_heads_reach_the_backbone_through_a_scaled_gradient():

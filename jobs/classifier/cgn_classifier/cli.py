@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from cgn_classifier import data
+from cgn_classifier.augment import AUGMENTS
 from cgn_classifier.model import HEADS
 from cgn_classifier.train import OPTIMIZERS, PRECISIONS, TrainConfig, mix, train
 
@@ -69,6 +70,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
     t.add_argument("--heads", default=",".join(HEADS), help="comma-separated heads of the ensemble")
     t.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    t.add_argument(
+        "--augment",
+        choices=AUGMENTS,
+        default="affine",
+        help="affine: rotate (±15°), scale (±15 %%) and shift (±3 px) every training image; none: as they come",
+    )
     t.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -141,6 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             optimizer=args.optimizer,
             aux_grad=args.aux_grad,
             precision=args.precision,
+            augment=args.augment,
         )
     except ValueError as e:
         raise SystemExit(f"cgn-train-classifier: {e}") from None
