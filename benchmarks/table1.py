@@ -1,7 +1,7 @@
 """The paper's Table 1 through our service: Original / Original + GAN / Original + CGN on colored,
 double-colored and Wildlife MNIST, train and test accuracy, mean and spread over seeds.
 
-    python3 benchmarks/table1.py 2>&1 | tee var/table1.log   # the recorded run (docs/results.md), ~32 min
+    python3 benchmarks/table1.py 2>&1 | tee var/table1.log   # the recorded run (docs/results.md), ~40 min
 
 What it does, in one run:
 1. exports each variant's real splits once (scripts/export_mnist_variant.py) into --work;
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-n", type=int, default=0, help="evenly spaced test images per evaluation (0: all 10,000)")
     p.add_argument("--cf-n", type=int, default=50000, help="generated training images per config and dataset")
     p.add_argument("--cfs-per-shape", type=int, default=1, help="counterfactuals per sampled shape (paper: 10)")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--heads", default="shape,texture,background")
     p.add_argument("--job-args", default="", help="more cgn-train-classifier options for every run ('--aux-grad 0')")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the service while it generates")
