@@ -14,8 +14,7 @@ recipe; the shape head's test accuracy per set says which mechanism costs what.
 """
 
 import argparse
-import json
-import subprocess
+import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -28,9 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "jobs" / "classifier"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from cgn_classifier import cli as job  # noqa: E402
 from cgn_classifier.data import Counterfactuals  # noqa: E402
 from export_mnist_variant import export  # noqa: E402
 
+from cgn.compose import compose  # noqa: E402
 from cgn.generate import counterfactuals  # noqa: E402
 from cgn.mnist import datasets  # noqa: E402
 from cgn.mnist.digits import binary_digits, load_mnist  # noqa: E402
@@ -58,9 +59,9 @@ def training_sets(dataset: str, model, n: int, real_n: int, out: Path) -> dict[s
     tex, bg = torch.from_numpy(p.labels[:, 1]), torch.from_numpy(p.labels[:, 2])
     gen = torch.Generator().manual_seed(5)
     images = {
-        "cgn": m["mask"] * m["foreground"] + (1 - m["mask"]) * m["background"],
+        "cgn": compose(m["mask"], m["foreground"], m["background"]),
         "cgn-masks": datasets.make_images(dataset, m["mask"], tex, bg, gen),
-        "real-shapes": digits * m["foreground"] + (1 - digits) * m["background"],
+        "real-shapes": compose(digits, m["foreground"], m["background"]),
         "true": datasets.make_images(dataset, digits, tex, bg, gen),
     }
     paths = {}
@@ -72,11 +73,9 @@ def training_sets(dataset: str, model, n: int, real_n: int, out: Path) -> dict[s
     return paths
 
 
-def run_job(real: Path, cf: Path, n: int, report: Path, epochs: int, extra: list[str]) -> dict:
-    argv = ["cgn-train-classifier", "--data", str(real), "--source", "file", "--cf-file", str(cf)]
-    argv += ["--cf-n", str(n), "--threads", "1", "--epochs", str(epochs), "--out", str(report), "-q", *extra]
-    subprocess.run(argv, check=True)
-    return json.loads(report.read_text())
+def job_argv(real: Path, cf: Path, n: int, report: Path, epochs: int, extra: list[str]) -> list[str]:
+    argv = ["--data", str(real), "--source", "file", "--cf-file", str(cf), "--cf-n", str(n)]
+    return argv + ["--threads", "1", "--epochs", str(epochs), "--out", str(report), "-q", *extra]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     sets = training_sets(args.dataset, model, args.n, args.real_n, args.work)
     print(f"built {len(sets)} training sets of {args.n} in {time.perf_counter() - t0:.0f} s", flush=True)
     extra = args.job_args.split()
-    with ProcessPoolExecutor(args.jobs) as pool:
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {
-            name: pool.submit(run_job, real, path, args.n, args.work / f"report-{name}.json", args.epochs, extra)
+            name: pool.submit(
+                job.run_argv, job_argv(real, path, args.n, args.work / f"report-{name}.json", args.epochs, extra)
+            )
             for name, path in sets.items()
         }
         reports = {name: f.result() for name, f in futures.items()}
