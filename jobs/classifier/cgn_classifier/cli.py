@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from cgn_classifier import data
-from cgn_classifier.augment import AUGMENTS
+from cgn_classifier.augment import AUGMENTS, DEGREES, SCALE, SHIFT
 from cgn_classifier.model import HEADS
 from cgn_classifier.train import OPTIMIZERS, PRECISIONS, TrainConfig, mix, train
 
@@ -74,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
         "--augment",
         choices=AUGMENTS,
         default="affine",
-        help="affine: rotate (±15°), scale (±15 %%) and shift (±3 px) every training image; none: as they come",
+        help=f"affine: rotate (±{DEGREES:g}°), scale (±{SCALE * 100:g} %%) and shift (±{SHIFT:g} px)"
+        " every training image; none: as they come",
     )
     t.add_argument(
         "--precision",
