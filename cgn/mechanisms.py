@@ -30,13 +30,16 @@ class CounterfactualModel(nn.Module):
     its batch. Every forward runs on exactly `forward_rows` rows (the last chunk padded by
     repeating its last row): CPU kernels pick other code paths for other batch sizes (seen: 1-3 and
     5-7 rows give other bits than 8 on an AMD EPYC, 1 row only on another machine), so a fixed
-    chunk is what makes a sample's bytes the same alone, in a micro-batch or in a batch job.
+    chunk is what makes a sample's bytes the same alone, in a micro-batch or in a batch job. A
+    model may list larger CPU chunks (`cpu_fast_rows`); one is used for the full chunks of a large
+    batch only where a probe shows it gives those very bits.
     On CUDA the chunk is `cuda_forward_rows`: a GPU computes a few hundred small rows in the time of
     one, so padding a lone request costs it little, while 4-row forwards would leave it idle.
     """
 
     forward_rows: int = 4  # 2: -30 % batch throughput; 8: 2x single-request latency (MNIST CGN, 1 CPU thread)
     cuda_forward_rows: int = 256
+    cpu_fast_rows: tuple[int, ...] = ()  # larger CPU chunks, used where they give the same bits (_same_bits_rows)
 
     num_classes: int
     image_size: int
@@ -44,16 +47,18 @@ class CounterfactualModel(nn.Module):
     def shape(self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor) -> dict[str, Tensor]:
         """The mask, and the premask it was made from (the same tensor for the MNIST CGNs)."""
         y, s = self._inputs("shape", labels, seeds)
-        return self._run_padded(lambda yy, ss: self._shape(yy, ss), y, s)
+        return self._run_padded("shape", lambda yy, ss: self._shape(yy, ss), y, s)
 
     def texture(self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor) -> Tensor:
         """The foreground (texture) image."""
         y, s = self._inputs("texture", labels, seeds)
-        return self._run_padded(lambda yy, ss: {"foreground": self._texture(yy, ss)}, y, s)["foreground"]
+        out = self._run_padded("texture", lambda yy, ss: {"foreground": self._texture(yy, ss)}, y, s)
+        return out["foreground"]
 
     def background(self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor) -> Tensor:
         y, s = self._inputs("background", labels, seeds)
-        return self._run_padded(lambda yy, ss: {"background": self._background(yy, ss)}, y, s)["background"]
+        out = self._run_padded("background", lambda yy, ss: {"background": self._background(yy, ss)}, y, s)
+        return out["background"]
 
     def _inputs(self, mechanism: str, labels, seeds) -> tuple[Tensor, list[int]]:
         y = check_labels(f"{mechanism} label", labels, self.num_classes)
@@ -63,18 +68,48 @@ class CounterfactualModel(nn.Module):
         return y, s
 
     @torch.no_grad()
-    def _run_padded(self, fn, y: Tensor, seeds: list[int]) -> dict[str, Tensor]:
+    def _run_padded(self, mechanism: str, fn, y: Tensor, seeds: list[int]) -> dict[str, Tensor]:
         if self.training:
             raise RuntimeError("inference needs eval mode: call .eval() first")
         if not seeds:
             return fn(y, seeds)
-        rows, chunks = self.rows_per_forward(), []
-        for i in range(0, len(seeds), rows):
-            yy, ss = y[i : i + rows], seeds[i : i + rows]
+        rows = self.rows_per_forward()
+        sizes = self._same_bits_rows(mechanism, fn, rows) if len(seeds) > rows else (rows,)
+        chunks, i = [], 0
+        while i < len(seeds):
+            size = next((k for k in sizes if k <= len(seeds) - i), rows)
+            yy, ss = y[i : i + size], seeds[i : i + size]
             n = len(ss)
-            out = fn(torch.cat([yy, yy[-1:].expand(rows - n)]), ss + ss[-1:] * (rows - n))
+            out = fn(torch.cat([yy, yy[-1:].expand(size - n)]), ss + ss[-1:] * (size - n))
             chunks.append({k: v[:n] for k, v in out.items()})
+            i += n
         return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+
+    def _same_bits_rows(self, mechanism: str, fn, rows: int) -> tuple[int, ...]:
+        """Those of `cpu_fast_rows` whose forward gives every row the very bits of `rows`-row forwards
+        (checked once per mechanism and thread count on a probe batch), largest first, then `rows`.
+
+        Why: kernels pick code paths by shape, not by value, so one bit-identical probe stands for
+        every input, and a batch runs in large chunks (MNIST CGN: ~1.3x the images/s of 4-row
+        chunks) while its bytes stay those of a lone request.
+        """
+        if self._device().type == "cuda" or not self.cpu_fast_rows:
+            return (rows,)
+        key = (mechanism, rows, torch.get_num_threads())
+        cache = self.__dict__.setdefault("_same_bits_cache", {})
+        if key not in cache:
+            same = []
+            for size in sorted(self.cpu_fast_rows, reverse=True):
+                if size <= rows or size % rows:
+                    continue
+                y = torch.arange(size) % self.num_classes
+                seeds = [7919 * (i + 1) for i in range(size)]
+                whole = fn(y, seeds)
+                parts = [fn(y[i : i + rows], seeds[i : i + rows]) for i in range(0, size, rows)]
+                if all(torch.equal(whole[k], torch.cat([p[k] for p in parts])) for k in whole):
+                    same.append(size)
+            cache[key] = (*same, rows)
+        return cache[key]
 
     def rows_per_forward(self) -> int:
         return self.cuda_forward_rows if self._device().type == "cuda" else self.forward_rows

@@ -60,6 +60,7 @@ class MnistCGN(CounterfactualModel):
     """Three IMs on concat(u, embedding(y)); texture and background pass through the patch shuffle."""
 
     MASK_EPS = 1e-4
+    cpu_fast_rows = (64, 32, 16, 8)
 
     def __init__(self, config: MnistCGNConfig | None = None):
         super().__init__()

@@ -38,16 +38,38 @@ def test_counterfactual_keeps_the_mask_bit_identical(model):
     assert not torch.equal(other_shape["mask"], base["mask"])
 
 
-def test_sample_alone_equals_sample_inside_a_batch_of_64(model):
+def _alone_equals_batch(model, n: int, rows: tuple[int, ...]) -> None:
     gen = torch.Generator().manual_seed(1)
-    labels = torch.randint(0, 10, (64, 3), generator=gen)
-    seeds = torch.randint(0, 2**62, (64, 3), generator=gen)
+    labels = torch.randint(0, 10, (n, 3), generator=gen)
+    seeds = torch.randint(0, 2**62, (n, 3), generator=gen)
     outputs = ["composite", "mask", "foreground", "background"]
     batch = counterfactuals(model, labels, seeds, outputs)
-    for i in (0, 17, 63):
+    for i in rows:
         alone = counterfactuals(model, labels[i : i + 1], seeds[i : i + 1], outputs)
         for key in outputs:
             assert torch.equal(alone[key], batch[key][i : i + 1]), (i, key)
+
+
+def test_sample_alone_equals_sample_inside_a_batch_of_70(model):
+    """70 rows: large CPU chunks where they give the 4-row bits, then a padded 4-row tail."""
+    _alone_equals_batch(model, 70, (0, 17, 63, 64, 69))
+
+
+class _BatchSensitiveShape(MnistCGN):
+    """A shape mechanism whose bits change with the forward's row count, as some CPU kernels' do."""
+
+    def _shape(self, y, seeds):
+        out = super()._shape(y, seeds)
+        return {k: v + 1e-6 * (len(y) > self.forward_rows) for k, v in out.items()}
+
+
+def test_large_cpu_chunks_only_where_their_bits_equal_the_4_row_bits():
+    torch.manual_seed(0)
+    model = _BatchSensitiveShape(MnistCGNConfig(init_type="normal", init_gain=0.2)).eval()
+    _alone_equals_batch(model, 70, (0, 33, 69))
+    chosen = {mechanism: sizes for (mechanism, *_), sizes in model._same_bits_cache.items()}
+    assert chosen["shape"] == (model.forward_rows,)
+    assert set(chosen) == {"shape", "texture", "background"}
 
 
 def test_out_of_vocabulary_label_and_negative_seed_name_the_field(model):
