@@ -115,7 +115,7 @@ def test_the_papers_recipe_decays_adadelta_per_epoch():
     test = Split(images[:16].numpy(), labels[:16].numpy())
     cfg = TrainConfig(epochs=3, optimizer="adadelta", seed=0)
     _, history = train(images, labels, test, cfg)
-    assert cfg.lr == 1.0 and cfg.batch_size == 16
+    assert cfg.lr == 1.0 and cfg.batch_size == 32
     assert [r["lr"] for r in history] == pytest.approx([1.0, 0.7, 0.49])
     with pytest.raises(ValueError, match="optimizer must be one of adam, adadelta"):
         TrainConfig(optimizer="sgd")

@@ -62,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--real-n", type=int, help="use the first N real training images (default: all)")
     t.add_argument("--test-n", type=int, help="evaluate on N evenly spaced test images (default: all)")
     t.add_argument("--epochs", type=int, default=5)
-    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adadelta: the paper's recipe")
     t.add_argument("--lr", type=float, help="peak learning rate (default: adam 4e-3, adadelta 1.0)")
     t.add_argument("--gamma", type=float, default=0.7, help="adadelta: learning-rate decay per epoch")

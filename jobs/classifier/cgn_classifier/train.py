@@ -38,7 +38,7 @@ def native_bf16() -> bool:
 @dataclass
 class TrainConfig:
     epochs: int = 5
-    batch_size: int = 16
+    batch_size: int = 32
     lr: float | None = None  # None: DEFAULT_LR of the optimizer
     gamma: float = 0.7  # per-epoch decay of "adadelta" (step schedule); "adam" runs one cycle
     seed: int = 0
