@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--shape-warmup", type=int, default=None, help="first steps train the shape mechanism alone (default: preset)"
     )
     mnist.add_argument("--warmup-batch", type=int, default=None, help="batch of a shape warm-up step (default 64)")
+    mnist.add_argument(
+        "--shape-imle", type=float, default=0.0, help="warm-up: nearest-of-8 mask pulled to each real digit; 0 = off"
+    )
     mnist.add_argument("--seed", type=int, default=0)
     mnist.add_argument("--threads", type=int, default=None, help="torch threads")
     mnist.add_argument("--run-dir", type=Path, default=None, help="checkpoints and sample sheets (default runs/)")
@@ -54,6 +57,7 @@ def run_mnist(args: argparse.Namespace) -> int:
 
     overrides = {"seed": args.seed, "features": args.features, "max_minutes": args.max_minutes}
     overrides |= {"shape_prior": args.shape_prior, "texture_prior": args.texture_prior, "color_prior": args.color_prior}
+    overrides["shape_imle"] = args.shape_imle
     if args.shape_warmup is not None:
         overrides["shape_warmup"] = args.shape_warmup
     overrides |= {"mnist_dir": args.mnist_dir, "texture_dir": args.texture_dir, "threads": args.threads}

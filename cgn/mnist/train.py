@@ -67,6 +67,13 @@ class TrainConfig:
     # budget buys far more mask training this way; the full losses then refine masks and learn textures.
     shape_warmup: int = 0
     warmup_batch: int = 64
+    # Shape coverage (off by default; the shipped models were trained without it): in each warm-up
+    # step, half a batch of real digits each pull the nearest of `imle_candidates` masks of their
+    # class toward them (implicit maximum likelihood estimation, Li & Malik 2018). The adversarial
+    # loss alone leaves the masks less varied than real digits, and no real digit is left without a
+    # nearby mask this way. A warm-up step then costs ~3.5x as much (docs/results.md, session 8).
+    shape_imle: float = 0.0
+    imle_candidates: int = 8
     seed: int = 0
     sample_every: int = 500
     checkpoint_every: int = 1000
@@ -91,6 +98,17 @@ def color_loss(generated: Tensor, real: Tensor, digit: Tensor) -> Tensor:
         mean_gen, mean_real = (generated * region).sum((2, 3)) / area, (real * region).sum((2, 3)) / area
         total = total + F.l1_loss(mean_gen, mean_real)
     return total
+
+
+def imle_loss(model: MnistCGN, digits: Tensor, labels: Tensor, candidates: int, gen: torch.Generator) -> Tensor:
+    """Mean squared distance from each real digit to the nearest of `candidates` masks of its class
+    (chosen without gradient, then generated again with it)."""
+    n = len(labels)
+    u = torch.randn(n, candidates, model.config.latent_size, generator=gen)
+    with torch.no_grad():
+        masks = model.mask_from(labels.repeat_interleave(candidates), u.flatten(0, 1))
+        dist = (masks.reshape(n, candidates, -1) - digits.reshape(n, 1, -1)).pow(2).mean(2)
+    return F.mse_loss(model.mask_from(labels, u[torch.arange(n), dist.argmin(1)]), digits)
 
 
 def _to_gan(x: Tensor) -> Tensor:
@@ -147,6 +165,10 @@ class Trainer:
             "shape_prior": cfg.shape_prior * F.mse_loss(self.mask_disc(mask, y_gen), torch.ones(n)),
             "binary": cfg.mask_weight * binary_entropy_loss(mask),
         }
+        if cfg.shape_imle:
+            real = idx[: max(1, n // 2)]
+            imle = imle_loss(self.model, self.digits[real], self.labels[real], cfg.imle_candidates, self.gen)
+            losses["imle"] = cfg.shape_imle * imle
         sum(losses.values()).backward()
         self.opt_g.step()
         m_real, m_fake = self._update_disc(self.mask_disc, self.opt_m, self.digits[idx], self.labels[idx], mask, y_gen)

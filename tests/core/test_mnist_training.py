@@ -5,7 +5,8 @@ from pathlib import Path
 
 import torch
 
-from cgn.mnist.train import TrainConfig, train
+from cgn.mnist.model import MnistCGN, MnistCGNConfig
+from cgn.mnist.train import TrainConfig, imle_loss, train
 from model_store import ModelStore
 from model_store.mnist import export
 
@@ -65,3 +66,25 @@ def test_texture_prior_compares_textures_under_the_real_digits_mask(tmp_path: Pa
     stats = on.full_step()
     assert stats["texture_prior"] > 0 and {"t_real", "t_fake"} <= stats.keys()
     assert "texture_prior" not in off.full_step()
+
+
+def test_imle_pulls_the_nearest_candidate_mask_toward_each_real_digit():
+    model = MnistCGN(MnistCGNConfig()).eval()  # eval: a mask depends on its own noise only
+    digits = (torch.rand(6, 1, 32, 32) > 0.8).float()
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])
+    loss = imle_loss(model, digits, labels, 5, torch.Generator().manual_seed(3))
+
+    u = torch.randn(6, 5, model.config.latent_size, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        masks = model.mask_from(labels.repeat_interleave(5), u.flatten(0, 1)).reshape(6, 5, -1)
+    dist = (masks - digits.reshape(6, 1, -1)).pow(2).mean(2)
+    assert torch.allclose(loss, dist.min(1).values.mean(), atol=1e-6)
+    assert loss < dist.mean() and loss.requires_grad
+
+
+def test_shape_warmup_with_imle_reports_it_and_stays_off_by_default(tmp_path: Path):
+    small = dict(steps=1, shape_warmup=1, warmup_batch=8, limit=64)
+    on = train(TrainConfig.preset("double-colored", shape_imle=2.0, **small), tmp_path / "on", progress=False)
+    assert on.shape_step()["imle"] > 0
+    off = train(TrainConfig.preset("double-colored", **small), tmp_path / "off", progress=False)
+    assert "imle" not in off.shape_step()
