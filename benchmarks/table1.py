@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cf-n", type=int, default=50000, help="generated training images per config and dataset")
     p.add_argument("--cfs-per-shape", type=int, default=1, help="counterfactuals per sampled shape (paper: 10)")
     p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=32, help="classifier batch")
+    p.add_argument("--eval-every", type=int, default=0, help="test-set evaluation every N epochs (0: the last only)")
     p.add_argument("--heads", default="shape,texture,background")
     p.add_argument("--job-args", default="", help="more cgn-train-classifier options for every run ('--aux-grad 0')")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the service while it generates")
@@ -274,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 tag = f"{d}-{config.split()[-1].lower()}-seed{seed}"
                 job_argv = ["--data", str(real[d]), "--out", str(work / "reports" / f"{tag}.json"), "--quiet"]
                 job_argv += ["--epochs", str(args.epochs), "--seed", str(seed), "--heads", args.heads]
+                job_argv += ["--batch-size", str(args.batch_size), "--eval-every", str(args.eval_every)]
                 job_argv += ["--real-n", str(args.real_n)] if args.real_n else []
                 job_argv += ["--threads", "1"] + (["--test-n", str(args.test_n)] if args.test_n else [])
                 job_argv += shlex.split(args.job_args)

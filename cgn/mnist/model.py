@@ -94,8 +94,8 @@ class MnistCGN(CounterfactualModel):
         return torch.cat([u, self.label_embedding(y)], dim=1)
 
     def mask_from(self, y: Tensor, u: Tensor) -> Tensor:
-        """Mask in [1e-4, 1 - 1e-4], one channel."""
-        return self.shape_im(self.im_input(y, u)).clamp(self.MASK_EPS, 1 - self.MASK_EPS)
+        """Mask in [1e-4, 1 - 1e-4], one channel; clamped in fp32 (in bf16, 1 - 1e-4 rounds to 1)."""
+        return self.shape_im(self.im_input(y, u)).float().clamp(self.MASK_EPS, 1 - self.MASK_EPS)
 
     def texture_from(self, y: Tensor, u: Tensor, offsets: Tensor) -> Tensor:
         """Foreground in [-1, 1], patch-shuffled at the given offsets."""

@@ -88,3 +88,21 @@ def test_shape_warmup_with_imle_reports_it_and_stays_off_by_default(tmp_path: Pa
     assert on.shape_step()["imle"] > 0
     off = train(TrainConfig.preset("double-colored", **small), tmp_path / "off", progress=False)
     assert "imle" not in off.shape_step()
+
+
+def test_bf16_training_keeps_fp32_weights_and_finite_losses(tmp_path: Path):
+    """Under bf16 autocast a mask clamped in bf16 would reach 1.0 and the binary entropy log(0)."""
+    small = dict(steps=3, shape_warmup=1, warmup_batch=8, batch_size=4, limit=64, shape_imle=1.0)
+    trainer = train(TrainConfig.preset("double-colored", precision="bf16", **small), tmp_path / "run", progress=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mask = trainer.model.mask_from(torch.arange(10), torch.full((10, 32), 50.0))  # saturated: clamp bites
+        stats = trainer.step()
+    assert mask.dtype == torch.float32 and mask.max() < 1
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values()) and "adv" in stats
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    try:
+        TrainConfig.preset("colored", precision="fp16")
+    except ValueError as e:
+        assert "precision" in str(e) and "bf16" in str(e)
+    else:
+        raise AssertionError("fp16 accepted")

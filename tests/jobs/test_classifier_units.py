@@ -169,3 +169,34 @@ def test_job_imports_only_the_sdk_never_the_server():
     code += "print(sorted({m.split('.')[0] for m in sys.modules} & {'cgn', 'service', 'model_store', 'cgn_cli'}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.strip() == "[]"
+
+
+def test_test_set_evaluation_every_n_epochs_and_always_after_the_last():
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64, 3))
+    test = Split(images[:16].numpy(), labels[:16].numpy())
+    _, every = train(images, labels, test, TrainConfig(epochs=3, seed=0))
+    _, last = train(images, labels, test, TrainConfig(epochs=3, seed=0, eval_every=0))
+    _, second = train(images, labels, test, TrainConfig(epochs=3, seed=0, eval_every=2))
+    assert [r["test_acc"] is not None for r in last] == [False, False, True]
+    assert [r["test_acc"] is not None for r in second] == [False, True, True]
+    assert last[-1]["test_acc"] == every[-1]["test_acc"] and last[-1]["train_acc"] == every[-1]["train_acc"]
+    with pytest.raises(ValueError, match="eval_every must be >= 0; got -1"):
+        TrainConfig(eval_every=-1)
+
+
+def test_backbone_pools_before_its_first_relu_with_the_same_values_and_gradients():
+    """ReLU and max-pool commute (both monotone); the ReLU runs after the pool, on a quarter of the values."""
+    torch.manual_seed(0)
+    model = InvariantEnsemble()
+    x = torch.rand(4, 3, 32, 32)
+    conv, pool, relu, *rest = model.backbone[1:]
+    assert isinstance(pool, torch.nn.MaxPool2d) and isinstance(relu, torch.nn.ReLU)
+    pre = conv(model.backbone[0](x))
+    ours = relu(pool(pre.clone()))
+    reference = pool(torch.relu(pre))
+    assert torch.equal(ours, reference)
+    g_ours, g_ref = (
+        torch.autograd.grad(out.square().sum(), conv.weight, retain_graph=True)[0] for out in (ours, reference)
+    )
+    assert torch.equal(g_ours, g_ref)

@@ -78,6 +78,12 @@ def parser() -> argparse.ArgumentParser:
         " every training image; none: as they come",
     )
     t.add_argument(
+        "--eval-every",
+        type=int,
+        default=1,
+        help="evaluate the test set every N epochs and after the last; 0: last only",
+    )
+    t.add_argument(
         "--precision",
         choices=PRECISIONS,
         default="auto",
@@ -150,6 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             aux_grad=args.aux_grad,
             precision=args.precision,
             augment=args.augment,
+            eval_every=args.eval_every,
         )
     except ValueError as e:
         raise SystemExit(f"cgn-train-classifier: {e}") from None
@@ -169,16 +176,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def on_epoch(r: dict) -> None:
         tr, te = r["train_acc"], r["test_acc"]
-        heads_te = " ".join(f"{h}={v:.3f}" for h, v in te.items())
-        log.info(
-            "epoch %d: loss %.4f train %.4f test %.4f (%s) %.0f img/s",
-            r["epoch"],
-            r["loss"],
-            tr["shape"] if "shape" in tr else next(iter(tr.values())),
-            next(iter(te.values())),
-            heads_te,
-            r["images_per_s"],
-        )
+        first = tr["shape"] if "shape" in tr else next(iter(tr.values()))
+        tested = "" if te is None else " test " + " ".join(f"{h}={v:.3f}" for h, v in te.items())
+        log.info("epoch %d: loss %.4f train %.4f%s %.0f img/s", r["epoch"], r["loss"], first, tested, r["images_per_s"])
 
     _, history = train(images, labels, test_split, cfg, on_epoch)
     last = history[-1]

@@ -24,8 +24,10 @@ def backbone() -> nn.Sequential:
     return nn.Sequential(
         nn.BatchNorm2d(3),
         nn.Conv2d(3, 32, kernel_size=5, padding=2),
-        nn.ReLU(inplace=True),
+        # max-pool then ReLU: the same function and gradients as ReLU then max-pool (both monotone),
+        # with the ReLU on a quarter of the activations
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+        nn.ReLU(inplace=True),
         nn.Conv2d(32, 32, kernel_size=3, padding=1),
         nn.ReLU(inplace=True),
         nn.Conv2d(32, 64, kernel_size=3, stride=2, padding=1),
