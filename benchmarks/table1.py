@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cf-n", type=int, default=50000, help="generated training images per config and dataset")
     p.add_argument("--cfs-per-shape", type=int, default=1, help="counterfactuals per sampled shape (paper: 10)")
     p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=32, help="classifier batch")
+    p.add_argument("--batch-size", type=int, default=16, help="classifier batch")
     p.add_argument("--eval-every", type=int, default=0, help="test-set evaluation every N epochs (0: the last only)")
     p.add_argument("--heads", default="shape,texture,background")
     p.add_argument("--job-args", default="", help="more cgn-train-classifier options for every run ('--aux-grad 0')")

@@ -22,7 +22,9 @@ FEATURES = 64
 def backbone() -> nn.Sequential:
     """BatchNorm on the input, conv5x5-32, max-pool, conv 32, conv 64 stride 2, conv 64, global average pool."""
     return nn.Sequential(
-        nn.BatchNorm2d(3),
+        # no affine: the first conv absorbs a per-channel scale and shift, and without parameters here
+        # the backward pass skips the first conv's input gradient (a 4-epoch run ~1.2x faster)
+        nn.BatchNorm2d(3, affine=False),
         nn.Conv2d(3, 32, kernel_size=5, padding=2),
         # max-pool then ReLU: the same function and gradients as ReLU then max-pool (both monotone),
         # with the ReLU on a quarter of the activations
