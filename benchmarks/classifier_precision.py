@@ -23,6 +23,16 @@ from cgn_classifier.train import TrainConfig, native_bf16, train_step  # noqa: E
 PRECISIONS = ("fp32", "bf16")
 
 
+def random_batches(batch_size: int, steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`steps` uint8 image batches with (N, 3) labels, the same on every call."""
+    g = torch.Generator().manual_seed(0)
+    return [
+        (torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, generator=g),
+         torch.randint(0, 10, (batch_size, 3), generator=g))
+        for _ in range(steps)
+    ]  # fmt: skip
+
+
 def images_per_s(model: InvariantEnsemble, opt: torch.optim.Optimizer, batches: list, precision: str) -> float:
     t0 = time.perf_counter()
     for x, y in batches:
@@ -37,12 +47,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     args = p.parse_args()
     torch.set_num_threads(1)
-    g = torch.Generator().manual_seed(0)
-    batches = [
-        (torch.randint(0, 256, (args.batch_size, 3, 32, 32), dtype=torch.uint8, generator=g),
-         torch.randint(0, 10, (args.batch_size, 3), generator=g))
-        for _ in range(args.steps)
-    ]  # fmt: skip
+    batches = random_batches(args.batch_size, args.steps)
     runs = {}
     for precision in PRECISIONS:
         torch.manual_seed(0)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs" / "classifie
 from cgn_classifier.augment import random_affine  # noqa: E402
 from cgn_classifier.model import InvariantEnsemble  # noqa: E402
 from cgn_classifier.train import TrainConfig, train_step  # noqa: E402
+from classifier_precision import random_batches  # noqa: E402
 
 
 def variant(name: str) -> InvariantEnsemble:
@@ -57,12 +58,7 @@ def main() -> None:
     precision = TrainConfig().precision  # "auto" resolved for this CPU
     print(f"torch {torch.__version__}; 1 thread; precision {precision}; augmentation on")
     for bs in (int(b) for b in args.batch_sizes.split(",")):
-        g = torch.Generator().manual_seed(0)
-        batches = [
-            (torch.randint(0, 256, (bs, 3, 32, 32), dtype=torch.uint8, generator=g),
-             torch.randint(0, 10, (bs, 3), generator=g))
-            for _ in range(args.steps)
-        ]  # fmt: skip
+        batches = random_batches(bs, args.steps)
         runs = {}
         for name in VARIANTS:
             model = variant(name)
