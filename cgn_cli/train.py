@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mnist.add_argument(
         "--shape-imle", type=float, default=0.0, help="warm-up: nearest-of-8 mask pulled to each real digit; 0 = off"
     )
+    mnist.add_argument("--imle-all-steps", action="store_true", help="keep --shape-imle in the full steps too")
     mnist.add_argument(
         "--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast, for CPUs with native bf16"
     )
@@ -60,7 +61,7 @@ def run_mnist(args: argparse.Namespace) -> int:
 
     overrides = {"seed": args.seed, "features": args.features, "max_minutes": args.max_minutes}
     overrides |= {"shape_prior": args.shape_prior, "texture_prior": args.texture_prior, "color_prior": args.color_prior}
-    overrides |= {"shape_imle": args.shape_imle, "precision": args.precision}
+    overrides |= {"shape_imle": args.shape_imle, "imle_all_steps": args.imle_all_steps, "precision": args.precision}
     if args.shape_warmup is not None:
         overrides["shape_warmup"] = args.shape_warmup
     overrides |= {"mnist_dir": args.mnist_dir, "texture_dir": args.texture_dir, "threads": args.threads}

@@ -74,6 +74,7 @@ class TrainConfig:
     # nearby mask this way. A warm-up step then costs ~3.5x as much (docs/results.md, session 8).
     shape_imle: float = 0.0
     imle_candidates: int = 8
+    imle_all_steps: bool = False  # keep the IMLE term in the full steps too, not in the warm-up only
     # "bf16": the steps run under bf16 autocast (weights, optimiser state and exports stay fp32);
     # ~1.5x the steps per minute where the CPU has native bf16 (AVX512-BF16/AMX), slower elsewhere.
     precision: str = "fp32"
@@ -206,6 +207,10 @@ class Trainer:
             losses["texture_prior"] = cfg.texture_prior * F.mse_loss(self.texture_disc(x_tex, y), ones)
         if cfg.color_prior:
             losses["color_prior"] = cfg.color_prior * color_loss(x_tex, x_real, digit)
+        if cfg.shape_imle and cfg.imle_all_steps:
+            half = slice(0, max(1, cfg.batch_size // 2))
+            imle = imle_loss(self.model, digit[half], y[half], cfg.imle_candidates, self.gen)
+            losses["imle"] = cfg.shape_imle * imle
         sum(losses.values()).backward()
         self.opt_g.step()
 

@@ -83,12 +83,19 @@ def test_imle_pulls_the_nearest_candidate_mask_toward_each_real_digit():
     assert loss < dist.mean() and loss.requires_grad
 
 
-def test_shape_warmup_with_imle_reports_it_and_stays_off_by_default(tmp_path: Path):
+def test_imle_runs_in_the_warmup_or_in_every_step_and_is_off_by_default(tmp_path: Path):
     small = dict(steps=1, shape_warmup=1, warmup_batch=8, limit=64)
     on = train(TrainConfig.preset("double-colored", shape_imle=2.0, **small), tmp_path / "on", progress=False)
     assert on.shape_step()["imle"] > 0
     off = train(TrainConfig.preset("double-colored", **small), tmp_path / "off", progress=False)
     assert "imle" not in off.shape_step()
+    assert "imle" not in on.full_step()  # the warm-up only, unless imle_all_steps
+    every = train(
+        TrainConfig.preset("double-colored", shape_imle=2.0, imle_all_steps=True, **small),
+        tmp_path / "all",
+        progress=False,
+    )
+    assert every.full_step()["imle"] > 0
 
 
 def test_bf16_training_keeps_fp32_weights_and_finite_losses(tmp_path: Path):

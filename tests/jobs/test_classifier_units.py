@@ -109,6 +109,20 @@ def test_shape_head_learns_the_shape_when_counterfactuals_break_the_shortcut(pre
     assert lrs[0] == pytest.approx(DEFAULT_LR["adam"] / 25) and lrs[1] > lrs[2] > 0
 
 
+def test_adam_decays_the_weights_and_the_papers_adadelta_does_not():
+    assert TrainConfig().weight_decay == 0.05 and TrainConfig(optimizer="adadelta").weight_decay == 0.0
+    with pytest.raises(ValueError, match="weight_decay must be >= 0; got -0.1"):
+        TrainConfig(weight_decay=-0.1)
+    images = torch.randint(0, 256, (256, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (256, 3))
+    test = Split(images[:16].numpy(), labels[:16].numpy())
+    norm = {}
+    for wd in (0.0, 10.0):
+        model, _ = train(images, labels, test, TrainConfig(epochs=1, seed=0, weight_decay=wd, precision="fp32"))
+        norm[wd] = sum(p.square().sum() for p in model.parameters())
+    assert norm[10.0] < 0.9 * norm[0.0]
+
+
 def test_the_papers_recipe_decays_adadelta_per_epoch():
     images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
     labels = torch.randint(0, 10, (64, 3))

@@ -65,6 +65,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adadelta: the paper's recipe")
     t.add_argument("--lr", type=float, help="peak learning rate (default: adam 4e-3, adadelta 1.0)")
+    t.add_argument(
+        "--weight-decay", type=float, help="decoupled weight decay of adam (default 0.05; adadelta 0: paper)"
+    )
     t.add_argument("--gamma", type=float, default=0.7, help="adadelta: learning-rate decay per epoch")
     t.add_argument("--aux-grad", type=float, default=0.1, help="gradient scale of texture/background heads")
     t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
@@ -146,13 +149,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     heads = tuple(h.strip() for h in args.heads.split(",") if h.strip())
     try:
         cfg = TrainConfig(
-            args.epochs,
-            args.batch_size,
-            args.lr,
-            args.gamma,
-            args.seed,
-            heads,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            gamma=args.gamma,
+            seed=args.seed,
+            heads=heads,
             optimizer=args.optimizer,
+            weight_decay=args.weight_decay,
             aux_grad=args.aux_grad,
             precision=args.precision,
             augment=args.augment,
