@@ -31,6 +31,7 @@ def test_job_streams_counterfactuals_through_the_sdk_and_writes_a_report(api, re
     assert r["service"]["source"] == "stream" and r["service"]["n"] == 200 and r["service"]["prefetch"] == 2
     assert (r["data"]["real_train"], r["data"]["generated"], r["data"]["test"]) == (300, 200, 200)
     assert r["config"]["cfs_per_shape"] == 10 and r["training"]["optimizer"] == "adam" and r["wall_time_s"] > 0
+    assert (r["training"]["weight_decay"], r["training"]["gamma"], r["training"]["seed"]) == (0.05, 0.7, 3)
     (epoch,) = r["epochs"]
     for key in ("train_acc", "test_acc", "test_acc_vs_digit"):
         assert set(epoch[key]) == {"shape", "texture", "background"}
