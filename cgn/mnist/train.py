@@ -175,14 +175,19 @@ class Trainer:
             "binary": cfg.mask_weight * binary_entropy_loss(mask),
         }
         if cfg.shape_imle:
-            real = idx[: max(1, n // 2)]
-            imle = imle_loss(self.model, self.digits[real], self.labels[real], cfg.imle_candidates, self.gen)
-            losses["imle"] = cfg.shape_imle * imle
+            losses["imle"] = self.imle_term(self.digits[idx], self.labels[idx])
         sum(losses.values()).backward()
         self.opt_g.step()
         m_real, m_fake = self._update_disc(self.mask_disc, self.opt_m, self.digits[idx], self.labels[idx], mask, y_gen)
         self.step_no += 1
         return {k: v.item() for k, v in losses.items()} | {"m_real": m_real, "m_fake": m_fake}
+
+    def imle_term(self, digits: Tensor, labels: Tensor) -> Tensor:
+        """The weighted IMLE loss on the first half of a real batch (the warm-up's, and with
+        imle_all_steps the full steps')."""
+        half = max(1, len(labels) // 2)
+        imle = imle_loss(self.model, digits[:half], labels[:half], self.cfg.imle_candidates, self.gen)
+        return self.cfg.shape_imle * imle
 
     def full_step(self) -> dict[str, float]:
         cfg = self.cfg
@@ -208,9 +213,7 @@ class Trainer:
         if cfg.color_prior:
             losses["color_prior"] = cfg.color_prior * color_loss(x_tex, x_real, digit)
         if cfg.shape_imle and cfg.imle_all_steps:
-            half = slice(0, max(1, cfg.batch_size // 2))
-            imle = imle_loss(self.model, digit[half], y[half], cfg.imle_candidates, self.gen)
-            losses["imle"] = cfg.shape_imle * imle
+            losses["imle"] = self.imle_term(digit, y)
         sum(losses.values()).backward()
         self.opt_g.step()
 
