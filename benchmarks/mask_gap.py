@@ -11,7 +11,7 @@ independent per mechanism, as the Table 1 benchmark pulls them from the service)
   true         real digits under true colors/textures: what a perfect CGN would give.
 Each is mixed with the first --real-n real training images and fed to cgn-train-classifier with one
 recipe; the shape head's test accuracy per set says which mechanism costs what. `--sets cgn-masks`
-trains on one set only: the shape-only proxy of docs/results.md (a model whose textures are untrained).
+builds and trains on one set only: the shape-only proxy of docs/results.md (a model whose textures are untrained).
 """
 
 import argparse
@@ -42,35 +42,45 @@ from model_store.store import ModelStore  # noqa: E402
 SETS = ("cgn", "cgn-masks", "real-shapes", "true")
 
 
-def mechanisms(model, labels: np.ndarray, seeds: np.ndarray, chunk: int = 4096) -> dict[str, torch.Tensor]:
+def mechanisms(
+    model, labels: np.ndarray, seeds: np.ndarray, outputs: tuple[str, ...], chunk: int = 4096
+) -> dict[str, torch.Tensor]:
     parts = [
-        counterfactuals(model, labels[i : i + chunk], seeds[i : i + chunk], ("mask", "foreground", "background"))
+        counterfactuals(model, labels[i : i + chunk], seeds[i : i + chunk], outputs)
         for i in range(0, len(labels), chunk)
     ]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def training_sets(dataset: str, model, n: int, real_n: int, out: Path) -> dict[str, Path]:
+def training_sets(
+    dataset: str, model, n: int, real_n: int, out: Path, chosen: tuple[str, ...] = SETS
+) -> dict[str, Path]:
+    """Builds and saves the `chosen` sets only; each set's bytes do not depend on which others are chosen."""
     if real_n + n > 60000:
         raise SystemExit("--real-n + --n must stay within the 60,000 training digits")
     p = plan(0, 0, n, model.num_classes, "uniform")
-    m = mechanisms(model, p.labels, p.seeds)
+    textured = {"cgn", "real-shapes"} & set(chosen)
+    m = mechanisms(model, p.labels, p.seeds, ("mask", "foreground", "background") if textured else ("mask",))
     raw, digit_labels = load_mnist("train")
     digits, digit_y = binary_digits(raw[-n:]), digit_labels[-n:]
     tex, bg = torch.from_numpy(p.labels[:, 1]), torch.from_numpy(p.labels[:, 2])
     gen = torch.Generator().manual_seed(5)
-    images = {
-        "cgn": compose(m["mask"], m["foreground"], m["background"]),
-        "cgn-masks": datasets.make_images(dataset, m["mask"], tex, bg, gen),
-        "real-shapes": compose(digits, m["foreground"], m["background"]),
-        "true": datasets.make_images(dataset, digits, tex, bg, gen),
-    }
+    images = {}
+    if "cgn" in chosen:
+        images["cgn"] = compose(m["mask"], m["foreground"], m["background"])
+    if {"cgn-masks", "true"} & set(chosen):  # "true" draws its colors from `gen` after these
+        images["cgn-masks"] = datasets.make_images(dataset, m["mask"], tex, bg, gen)
+    if "real-shapes" in chosen:
+        images["real-shapes"] = compose(digits, m["foreground"], m["background"])
+    if "true" in chosen:
+        images["true"] = datasets.make_images(dataset, digits, tex, bg, gen)
     paths = {}
-    for name, x in images.items():
+    for name in (s for s in SETS if s in chosen):
         shape = p.labels[:, 0] if name.startswith("cgn") else digit_y
         labels = np.stack([shape, p.labels[:, 1], p.labels[:, 2]], 1).astype(np.int64)
         meta = {"set": name, "dataset": dataset, "n": n}
-        paths[name] = Counterfactuals(datasets.to_uint8(x), labels, meta).save(out / f"{dataset}-{name}-n{n}.npz")
+        x = datasets.to_uint8(images[name])
+        paths[name] = Counterfactuals(x, labels, meta).save(out / f"{dataset}-{name}-n{n}.npz")
     return paths
 
 
@@ -92,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="classifier runs at a time, one thread each")
     p.add_argument("--work", type=Path, default=ROOT / "var" / "mask-gap")
     args = p.parse_args(argv)
-    chosen = args.sets.split(",")
+    chosen = tuple(args.sets.split(","))
     if unknown := set(chosen) - set(SETS):
         p.error(f"--sets: unknown {', '.join(sorted(unknown))}; choose from {', '.join(SETS)}")
     t0 = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
     model = ModelStore(args.model_store).load(args.model or f"mnist-{args.dataset}").model.eval()
     real = export(args.dataset, args.work / f"{args.dataset}-real{args.real_n}.npz", args.real_n, None, None)
-    sets = training_sets(args.dataset, model, args.n, args.real_n, args.work)
+    sets = training_sets(args.dataset, model, args.n, args.real_n, args.work, chosen)
     print(f"built {len(sets)} training sets of {args.n} in {time.perf_counter() - t0:.0f} s", flush=True)
     extra = args.job_args.split()
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -108,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
                 job.run_argv, job_argv(real, path, args.n, args.work / f"report-{name}.json", args.epochs, extra)
             )
             for name, path in sets.items()
-            if name in chosen
         }
         reports = {name: f.result() for name, f in futures.items()}
     print(f"\n{args.dataset}, {args.n} generated + {args.real_n} real, {args.epochs} epochs {args.job_args}".rstrip())
