@@ -23,9 +23,24 @@ class MnistCGNConfig:
         return asdict(self)
 
 
+class Upsample2x(nn.Module):
+    """Nearest-neighbour x2, bit for bit nn.Upsample(scale_factor=2).
+
+    Without autograd it is a broadcast copy: on CPU aten's upsample_nearest2d took ~45 % of a
+    generation pass and the copy takes a fifth of its time. With autograd it is aten's op, whose
+    backward is faster than the copy's (benchmarks/upsample_bench.py), so training is unchanged.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+        n, c, h, w = x.shape
+        return x[:, :, :, None, :, None].expand(n, c, h, 2, w, 2).reshape(n, c, 2 * h, 2 * w)
+
+
 def _up(cin: int, cout: int) -> list[nn.Module]:
     return [
-        nn.Upsample(scale_factor=2),
+        Upsample2x(),
         nn.Conv2d(cin, cout, 3, padding=1, bias=False),
         nn.BatchNorm2d(cout),
         nn.LeakyReLU(0.2, inplace=True),

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from cgn.generate import counterfactuals
-from cgn.mnist.model import MnistCGN, MnistCGNConfig, from_official_state_dict, to_official_state_dict
+from cgn.mnist.model import MnistCGN, MnistCGNConfig, Upsample2x, from_official_state_dict, to_official_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +162,17 @@ def test_repeated_seeds_get_the_noise_each_draws_alone(model):
         u1, off1 = model.noise([s])
         assert torch.equal(u[i : i + 1], u1) and torch.equal(offsets[i : i + 1], off1), i
     assert not torch.equal(u[0], u[1])
+
+
+def test_upsample2x_is_nn_upsample_bit_for_bit_with_and_without_autograd():
+    torch.manual_seed(5)
+    x = torch.randn(6, 5, 8, 8) * 100  # large values: a blend of neighbours would show
+    with torch.no_grad():
+        assert torch.equal(Upsample2x()(x), nn.Upsample(scale_factor=2)(x))
+    grads = []
+    for layer in (Upsample2x(), nn.Upsample(scale_factor=2)):
+        xg = x.clone().requires_grad_()
+        out = layer(xg)
+        (out * torch.arange(out.numel()).reshape(out.shape)).sum().backward()
+        grads.append((out.detach(), xg.grad))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
