@@ -102,7 +102,7 @@ def test_tiny_table1_benchmark(random_store, tmp_path):
             ["--model-store", str(random_store), "--model-template", "absent-{dataset}", "--work", str(tmp_path)]
         )
     argv = ["--model-store", str(random_store), "--model-template", "mnist-test", "--datasets", "colored"]
-    argv += ["--seeds", "0,1", "--real-n", "200", "--test-n", "100", "--cf-n", "100", "--epochs", "1"]
+    argv += ["--seeds", "0,1", "--real-n", "200", "--test-n", "100", "--cf-n", "40,colored=100", "--epochs", "1"]
     argv += ["--work", str(tmp_path / "work"), "--grids", str(tmp_path / "grids"), "--pull-batch-size", "100"]
     argv += ["--oracle", "--cfs-per-shape", "10"]
     assert table1.main(argv) == 0
@@ -126,3 +126,22 @@ def test_tiny_table1_benchmark(random_store, tmp_path):
     assert Image.open(tmp_path / "grids" / "table1-counterfactuals-colored.png").size == (640, 640)
     with pytest.raises(httpx.TransportError):  # the benchmark's service is gone
         httpx.get(json.loads((tmp_path / "work" / "reports" / "colored-cgn-seed0.json").read_text())["service"]["url"])
+
+
+def test_table1_budget_per_dataset():
+    table1 = load_by_path("_table1", ROOT / "benchmarks" / "table1.py")
+    assert table1.per_dataset("50000,double-colored=100000", "--cf-n") == {
+        "colored": 50000,
+        "double-colored": 100000,
+        "wildlife": 50000,
+    }
+    assert table1.per_dataset("4", "--epochs") == dict.fromkeys(table1.DATASETS, 4)
+    for spec, words in [
+        ("4,fashion=2", ["--epochs", "'fashion'", "colored, double-colored, wildlife"]),
+        ("4,colored=x", ["--epochs", "'x'"]),
+        ("colored=4", ["--epochs", "double-colored, wildlife"]),
+        ("-1", ["--epochs", ">= 0"]),
+    ]:
+        with pytest.raises(ValueError) as e:
+            table1.per_dataset(spec, "--epochs")
+        assert all(w in str(e.value) for w in words), (spec, str(e.value))
