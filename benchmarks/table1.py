@@ -1,7 +1,7 @@
 """The paper's Table 1 through our service: Original / Original + GAN / Original + CGN on colored,
 double-colored and Wildlife MNIST, train and test accuracy, mean and spread over seeds.
 
-    python3 benchmarks/table1.py 2>&1 | tee var/table1.log   # the recorded run (docs/results.md), ~40 min
+    python3 benchmarks/table1.py 2>&1 | tee var/table1.log   # the recorded run (docs/results.md), ~35 min
 
 What it does, in one run:
 1. exports each variant's real splits once (scripts/export_mnist_variant.py) into --work;
