@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--datasets: unknown {', '.join(unknown)}; allowed: {', '.join(DATASETS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
     try:
-        cf_n, epochs = per_dataset(str(args.cf_n), "--cf-n"), per_dataset(str(args.epochs), "--epochs")
+        cf_n, epochs = per_dataset(args.cf_n, "--cf-n"), per_dataset(args.epochs, "--epochs")
     except ValueError as e:
         p.error(str(e))
     wanted = [c.strip() for c in args.configs.split(",") if c.strip()] + (["oracle"] if args.oracle else [])
