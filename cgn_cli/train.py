@@ -23,6 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     mnist.add_argument("--color-prior", type=float, default=1.0, help="mean-color match weight; 0 = paper only")
     mnist.add_argument(
+        "--color-by-class", action="store_true", help="color prior: match each class's color distribution"
+    )
+    mnist.add_argument(
+        "--contrast-prior", type=float, default=None, help="color-spread (std) match weight (default: preset)"
+    )
+    mnist.add_argument(
         "--shape-warmup", type=int, default=None, help="first steps train the shape mechanism alone (default: preset)"
     )
     mnist.add_argument("--warmup-batch", type=int, default=None, help="batch of a shape warm-up step (default 64)")
@@ -32,6 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mnist.add_argument("--imle-all-steps", action="store_true", help="keep --shape-imle in the full steps too")
     mnist.add_argument(
         "--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast, for CPUs with native bf16"
+    )
+    mnist.add_argument("--init-from", default=None, help="start from these weights (a model.safetensors)")
+    mnist.add_argument(
+        "--polish", action="store_true", help="train texture and background only, on the non-adversarial losses"
     )
     mnist.add_argument("--seed", type=int, default=0)
     mnist.add_argument("--threads", type=int, default=None, help="torch threads")
@@ -54,6 +64,18 @@ def run_imagenet(args: argparse.Namespace) -> int:
     return main(["imagenet", *args.rest])
 
 
+def _base_provenance(weights: Path) -> dict:
+    """What a run started from: the weights' sha256 and, from a model-store manifest beside them,
+    how they were trained."""
+    from model_store.download import sha256_of
+
+    base = {"weights": str(weights), "sha256": sha256_of(weights)}
+    manifest = weights.parent / "manifest.json"
+    if manifest.is_file():
+        base["training"] = json.loads(manifest.read_text()).get("training", {})
+    return base
+
+
 def run_mnist(args: argparse.Namespace) -> int:
     from cgn.mnist.train import TrainConfig, train
     from model_store.mnist import export
@@ -62,8 +84,11 @@ def run_mnist(args: argparse.Namespace) -> int:
     overrides = {"seed": args.seed, "features": args.features, "max_minutes": args.max_minutes}
     overrides |= {"shape_prior": args.shape_prior, "texture_prior": args.texture_prior, "color_prior": args.color_prior}
     overrides |= {"shape_imle": args.shape_imle, "imle_all_steps": args.imle_all_steps, "precision": args.precision}
+    if args.contrast_prior is not None:
+        overrides["contrast_prior"] = args.contrast_prior
     if args.shape_warmup is not None:
         overrides["shape_warmup"] = args.shape_warmup
+    overrides |= {"init_from": args.init_from, "polish": args.polish, "color_by_class": args.color_by_class}
     overrides |= {"mnist_dir": args.mnist_dir, "texture_dir": args.texture_dir, "threads": args.threads}
     if args.steps is not None:
         overrides["steps"] = args.steps
@@ -72,12 +97,15 @@ def run_mnist(args: argparse.Namespace) -> int:
     if args.warmup_batch is not None:
         overrides["warmup_batch"] = args.warmup_batch
     cfg = TrainConfig.preset(args.dataset, **overrides)
+    base = _base_provenance(Path(args.init_from)) if args.init_from else None  # read before an export overwrites it
     run_dir = args.run_dir or Path("runs") / f"mnist-{args.dataset}"
     trainer = train(cfg, run_dir, resume=args.resume)
     report = {"steps": trainer.step_no, "seconds": round(trainer.seconds, 1), "run_dir": str(run_dir)}
     print(json.dumps(report))
     if not args.no_export:
         training = {"command": "cgn " + shlex.join(sys.argv[1:]), "config": asdict(cfg)} | report
+        if base:
+            training["base"] = base
         texture_dir = Path(args.texture_dir) if args.texture_dir else None
         store = args.store or BUILTIN_DIR
         path = export(trainer.model.eval(), args.dataset, store, training, texture_dir)

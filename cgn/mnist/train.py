@@ -62,6 +62,12 @@ class TrainConfig:
     # classes off a wrong color; this first-moment match does it in hundreds, and says nothing
     # about texture, which the adversarial and style losses still shape.
     color_prior: float = 1.0
+    color_by_class: bool = False  # match each class's distribution of mean colors, not image pairs
+    # Contrast prior (off in the presets): L1 between the per-channel standard deviations of those
+    # same two regions. The color prior fixes the first moment only, and a 30-minute double-colored
+    # run left some backgrounds blotched (std ~0.06 where the data's is 0); this flattens them, yet
+    # the downstream classifier did not gain (docs/results.md, session 13).
+    contrast_prior: float = 0.0
     # Shape warm-up: the first `shape_warmup` steps train the shape mechanism alone against the
     # mask discriminator (batch `warmup_batch`). A shape step costs ~1/10 of a full step, so a CPU
     # budget buys far more mask training this way; the full losses then refine masks and learn textures.
@@ -75,6 +81,13 @@ class TrainConfig:
     shape_imle: float = 0.0
     imle_candidates: int = 8
     imle_all_steps: bool = False  # keep the IMLE term in the full steps too, not in the warm-up only
+    # Polish (off by default): start from a trained model's weights (`init_from`, a safetensors
+    # file) and train only its texture and background mechanisms, on the style, color and contrast
+    # losses against real images under the real digits' masks; no discriminators. The masks stay
+    # bit for bit those of the loaded model: a model with good shapes keeps them while its colors
+    # are reworked, in minutes rather than a 30-minute retrain that redraws the shapes too.
+    init_from: str | None = None
+    polish: bool = False
     # "bf16": the steps run under bf16 autocast (weights, optimiser state and exports stay fp32);
     # ~1.5x the steps per minute where the CPU has native bf16 (AVX512-BF16/AMX), slower elsewhere.
     precision: str = "fp32"
@@ -98,13 +111,33 @@ class TrainConfig:
         return replace(cls(dataset=dataset, shape_warmup=WARMUP[dataset], **PRESETS[dataset]), **overrides)
 
 
-def color_loss(generated: Tensor, real: Tensor, digit: Tensor) -> Tensor:
-    """L1 between per-image mean colors, inside the digit and outside it (both images share `digit`)."""
-    total = generated.new_zeros(())
+def region_moments(x: Tensor, region: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image, per-channel mean and standard deviation over a (soft) region, in fp32."""
+    x, region = x.float(), region.float()
+    area = region.sum((2, 3)).clamp_min(1.0)
+    mean = (x * region).sum((2, 3)) / area
+    var = ((x - mean[..., None, None]).pow(2) * region).sum((2, 3)) / area
+    return mean, (var + 1e-8).sqrt()
+
+
+def sorted_within_class(values: Tensor, labels: Tensor) -> Tensor:
+    """(N, C) values reordered so rows run class by class, ascending within a class, per channel."""
+    key = values.detach() + 4 * labels[:, None].to(values.dtype)  # values lie in [-1, 1]
+    return values.gather(0, key.argsort(0))
+
+
+def color_loss(generated: Tensor, real: Tensor, digit: Tensor, moment: int = 0, labels: Tensor | None = None) -> Tensor:
+    """L1 between per-image mean colors (moment 0) or their standard deviations (moment 1), inside
+    the digit and outside it (both images share `digit`). With `labels` (the batch's, shared by
+    both), the values are compared sorted within each class: a match of each class's distribution
+    (1-D Wasserstein per channel), which keeps the data's spread where matching each generated image
+    to its own real one pulls every image to the class median."""
+    total = generated.new_zeros((), dtype=torch.float32)
     for region in (digit, 1 - digit):
-        area = region.sum((2, 3)).clamp_min(1.0)
-        mean_gen, mean_real = (generated * region).sum((2, 3)) / area, (real * region).sum((2, 3)) / area
-        total = total + F.l1_loss(mean_gen, mean_real)
+        gen, ref = region_moments(generated, region)[moment], region_moments(real, region)[moment]
+        if labels is not None:
+            gen, ref = sorted_within_class(gen, labels), sorted_within_class(ref, labels)
+        total = total + F.l1_loss(gen, ref)
     return total
 
 
@@ -143,21 +176,30 @@ class Trainer:
         self.features = feature_network(cfg.features)
         self.opt_g = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=cfg.betas)
+        if cfg.init_from:
+            self.model.load_state_dict(load_file(cfg.init_from))
+        if cfg.polish:
+            textures = [*self.model.texture_im.parameters(), *self.model.background_im.parameters()]
+            self.opt_g = torch.optim.Adam(textures, lr=cfg.lr, betas=cfg.betas)
         self.step_no = 0
         self.seconds = 0.0
 
-    def generate(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def generate(self, y: Tensor, with_mask: bool = True) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor]:
         n = len(y)
         u = torch.randn(n, self.model.config.latent_size, generator=self.gen)
         off_f = torch.randint(0, self.model.image_size + 1, (n, 2), generator=self.gen)
         off_b = torch.randint(0, self.model.image_size + 1, (n, 2), generator=self.gen)
-        mask = self.model.mask_from(y, u)
         fg = self.model.texture_from(y, u, off_f)
         bg = self.model.background_from(y, u, off_b)
+        if not with_mask:
+            return None, None, fg, bg
+        mask = self.model.mask_from(y, u)
         return compose(mask, fg, bg), mask, fg, bg
 
     def step(self) -> dict[str, float]:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+            if self.cfg.polish:
+                return self.polish_step()
             if self.step_no < self.cfg.shape_warmup and self.cfg.shape_prior:
                 return self.shape_step()
             return self.full_step()
@@ -181,6 +223,28 @@ class Trainer:
         m_real, m_fake = self._update_disc(self.mask_disc, self.opt_m, self.digits[idx], self.labels[idx], mask, y_gen)
         self.step_no += 1
         return {k: v.item() for k, v in losses.items()} | {"m_real": m_real, "m_fake": m_fake}
+
+    def _by_class(self, y: Tensor) -> Tensor | None:
+        return y if self.cfg.color_by_class else None
+
+    def polish_step(self) -> dict[str, float]:
+        """One update of the texture and background mechanisms on the non-adversarial losses."""
+        cfg = self.cfg
+        idx = torch.randint(0, len(self.labels), (cfg.batch_size,), generator=self.gen)
+        x_real, y, digit = self.images[idx], self.labels[idx], self.digits[idx]
+        self.model.train()
+        self.opt_g.zero_grad(set_to_none=True)
+        _, _, fg, bg = self.generate(y, with_mask=False)
+        x_tex = compose(digit, fg, bg)
+        losses = {
+            "style": style_loss(self.features, x_tex, x_real, list(cfg.style_weights)),
+            "color_prior": cfg.color_prior * color_loss(x_tex, x_real, digit, labels=self._by_class(y)),
+            "contrast_prior": cfg.contrast_prior * color_loss(x_tex, x_real, digit, moment=1),
+        }
+        sum(losses.values()).backward()
+        self.opt_g.step()
+        self.step_no += 1
+        return {k: v.item() for k, v in losses.items()}
 
     def imle_term(self, digits: Tensor, labels: Tensor) -> Tensor:
         """The weighted IMLE loss on the first half of a real batch (the warm-up's, and with
@@ -211,7 +275,9 @@ class Trainer:
         if cfg.texture_prior:
             losses["texture_prior"] = cfg.texture_prior * F.mse_loss(self.texture_disc(x_tex, y), ones)
         if cfg.color_prior:
-            losses["color_prior"] = cfg.color_prior * color_loss(x_tex, x_real, digit)
+            losses["color_prior"] = cfg.color_prior * color_loss(x_tex, x_real, digit, labels=self._by_class(y))
+        if cfg.contrast_prior:
+            losses["contrast_prior"] = cfg.contrast_prior * color_loss(x_tex, x_real, digit, moment=1)
         if cfg.shape_imle and cfg.imle_all_steps:
             losses["imle"] = self.imle_term(digit, y)
         sum(losses.values()).backward()

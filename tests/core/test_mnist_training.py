@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from cgn.mnist.model import MnistCGN, MnistCGNConfig
-from cgn.mnist.train import TrainConfig, imle_loss, train
+from cgn.mnist.train import TrainConfig, color_loss, imle_loss, region_moments, train
 from model_store import ModelStore
 from model_store.mnist import export
 
@@ -110,3 +111,75 @@ def test_bf16_training_keeps_fp32_weights_and_finite_losses(tmp_path: Path):
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16; got 'fp16'"):
         TrainConfig.preset("colored", precision="fp16")
+
+
+def _two_color_images(digit: torch.Tensor, fg: tuple[float, ...], bg: tuple[float, ...]) -> torch.Tensor:
+    return digit * torch.tensor(fg)[:, None, None] + (1 - digit) * torch.tensor(bg)[:, None, None]
+
+
+def test_contrast_prior_matches_color_spread_not_color():
+    """Moment 1 is zero between flat images of different colors, positive for a blotched background,
+    and its gradient flattens the blotches while the mean colors stay where they are."""
+    digit = torch.zeros(2, 1, 32, 32)
+    digit[:, :, 8:24, 12:20] = 1
+    real = _two_color_images(digit, (0.9, 0.1, 0.1), (0.1, 0.1, 0.8))
+    other = _two_color_images(digit, (0.2, 0.7, 0.2), (0.5, 0.5, 0.5))
+    assert color_loss(other, real, digit) > 0.3 and color_loss(other, real, digit, moment=1) < 1e-3
+
+    blotched = (real + 0.3 * torch.randn(real.shape, generator=torch.Generator().manual_seed(0))).requires_grad_()
+    mean_before, std_before = region_moments(blotched.detach(), 1 - digit)
+    assert color_loss(blotched, real, digit, moment=1) > 0.2
+    opt = torch.optim.SGD([blotched], lr=100.0)
+    for _ in range(20):
+        opt.zero_grad()
+        color_loss(blotched, real, digit, moment=1).backward()
+        opt.step()
+    mean_after, std_after = region_moments(blotched.detach(), 1 - digit)
+    assert (std_after < std_before / 3).all()
+    assert torch.allclose(mean_after, mean_before, atol=1e-3)
+
+
+def test_contrast_prior_is_off_in_the_presets_and_reported_when_on(tmp_path: Path):
+    small = dict(steps=1, shape_warmup=0, batch_size=4, limit=64)
+    assert all(TrainConfig.preset(d).contrast_prior == 0 for d in ("colored", "double-colored", "wildlife"))
+    on = train(TrainConfig.preset("double-colored", contrast_prior=1.0, **small), tmp_path / "on", progress=False)
+    assert on.full_step()["contrast_prior"] > 0
+    off = train(TrainConfig.preset("double-colored", **small), tmp_path / "off", progress=False)
+    assert "contrast_prior" not in off.full_step()
+
+
+def test_polish_trains_texture_and_background_from_loaded_weights_and_keeps_the_masks(tmp_path: Path):
+    small = dict(batch_size=4, limit=64)
+    base = train(TrainConfig.preset("double-colored", steps=2, shape_warmup=1, **small), tmp_path / "b", progress=False)
+    weights = tmp_path / "base.safetensors"
+    save_file(base.model.state_dict(), weights)
+    cfg = TrainConfig.preset("double-colored", steps=3, init_from=str(weights), polish=True, **small)
+    polished = train(cfg, tmp_path / "p", progress=False)
+    before, after = base.model.state_dict(), polished.model.state_dict()
+
+    def changed(prefix: str) -> bool:
+        return any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix))
+
+    assert changed("texture_im.") and changed("background_im.")
+    assert not changed("shape_im.") and not changed("label_embedding.")
+    stats = polished.step()
+    assert set(stats) == {"style", "color_prior", "contrast_prior"} and stats["contrast_prior"] > 0
+    labels, seeds = list(range(10)), list(range(10))
+    masks = [trainer.model.eval().shape(labels, seeds)["mask"] for trainer in (base, polished)]
+    assert torch.equal(*masks)
+
+
+def test_color_by_class_matches_each_class_distribution_not_each_pair():
+    """Real colors jittered per image: generated images with the same colors in another order match
+    by class (loss 0) but not pair by pair; colors of the wrong class do not match either way."""
+    digit = torch.zeros(6, 1, 32, 32)
+    digit[:, :, 8:24, 12:20] = 1
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    shade = torch.tensor([0.1, 0.8, 0.2, 0.7, 0.3, 0.6])
+    real = torch.stack([_two_color_images(digit[i], (s, 0.0, 0.0), (0.0, 0.0, s)) for i, s in enumerate(shade)])
+    order = torch.tensor([4, 3, 0, 5, 2, 1])  # within-class permutation: same labels at every position
+    shuffled = real[order]
+    assert torch.equal(labels[order], labels)
+    assert color_loss(shuffled, real, digit, labels=labels) < 1e-6 < color_loss(shuffled, real, digit)
+    swapped = real[torch.tensor([1, 0, 3, 2, 5, 4])]  # each image gets the other class's colors
+    assert color_loss(swapped, real, digit, labels=labels) > 0.1

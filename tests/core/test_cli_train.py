@@ -1,0 +1,27 @@
+"""`cgn train mnist` exports what it trained, and a polish run records the weights it started from."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _train(tmp_path: Path, name: str, *options: str) -> dict:
+    cmd = [sys.executable, "-m", "cgn_cli.main", "train", "mnist", "--dataset", "double-colored", "--batch-size", "4"]
+    cmd += ["--threads", "1", "--run-dir", str(tmp_path / "runs" / name), "--store", str(tmp_path / name), *options]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads((tmp_path / name / "mnist-double-colored" / "manifest.json").read_text())
+
+
+def test_polish_run_records_the_base_weights_and_how_they_were_trained(tmp_path: Path):
+    base = _train(tmp_path, "base", "--steps", "1", "--shape-warmup", "0")
+    weights = tmp_path / "base" / "mnist-double-colored" / "model.safetensors"
+    polish = ["--init-from", str(weights), "--polish", "--contrast-prior", "1"]
+    polished = _train(tmp_path, "polished", "--steps", "2", *polish)
+
+    training = polished["training"]
+    assert training["config"]["polish"] and training["config"]["contrast_prior"] == 1.0
+    assert "--polish" in training["command"] and training["steps"] == 2
+    assert training["base"]["sha256"] == base["sha256"] != polished["sha256"]
+    assert training["base"]["training"] == base["training"] and "base" not in base["training"]
