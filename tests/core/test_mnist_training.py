@@ -153,7 +153,8 @@ def test_polish_trains_texture_and_background_from_loaded_weights_and_keeps_the_
     base = train(TrainConfig.preset("double-colored", steps=2, shape_warmup=1, **small), tmp_path / "b", progress=False)
     weights = tmp_path / "base.safetensors"
     save_file(base.model.state_dict(), weights)
-    cfg = TrainConfig.preset("double-colored", steps=3, init_from=str(weights), polish=True, **small)
+    polish = dict(init_from=str(weights), polish=True, contrast_prior=1.0)
+    cfg = TrainConfig.preset("double-colored", steps=3, **polish, **small)
     polished = train(cfg, tmp_path / "p", progress=False)
     before, after = base.model.state_dict(), polished.model.state_dict()
 
