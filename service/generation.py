@@ -5,18 +5,19 @@ import asyncio
 import numpy as np
 
 from cgn.mechanisms import MECHANISMS
-from model_store import LoadedModel
+from model_store import LoadedModel, Manifest
 from service.deps import Services
 from service.errors import InvalidInput, Overloaded
 from service.resolve import OVERRIDE_KEY, Pick
-from service.runner import BatchKey, QueueFull, Work, supports_truncation
+from service.runner import BatchKey, QueueFull, Work
 
 
-def check_truncation(loaded: LoadedModel, truncation: float | None) -> None:
-    if truncation is not None and not supports_truncation(loaded.model):
+def check_truncation(manifest: Manifest, truncation: float | None) -> None:
+    """Only a model whose config has a BigGAN truncation takes one (the manifest says so, so a batch
+    submission can check it where the model is not loaded)."""
+    if truncation is not None and "truncation" not in manifest.config:
         raise InvalidInput(
-            f"truncation: model {loaded.manifest.name!r} ({loaded.manifest.architecture}) takes no truncation",
-            "truncation",
+            f"truncation: model {manifest.name!r} ({manifest.architecture}) takes no truncation", "truncation"
         )
 
 

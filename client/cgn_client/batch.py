@@ -190,6 +190,7 @@ def _body(
     outputs: Sequence[str] = ("composite",),
     shard_size: int | None = None,
     format: str = "npz",
+    truncation: float | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"seed": seed, "policy": policy, "cfs_per_shape": cfs_per_shape}
     body.update(outputs=list(outputs), format=format)
@@ -200,6 +201,8 @@ def _body(
         body["labels"] = [list(row) for row in labels]
     if shard_size is not None:
         body["shard_size"] = shard_size
+    if truncation is not None:
+        body["truncation"] = truncation
     return body
 
 
@@ -211,7 +214,8 @@ def _http_of(client: Any) -> Any:
 def submit_batch(client: Any, n: int | None = None, *, retries: int = 2, **options: Any) -> BatchJob:
     """POST /batches -> BatchJob. Options: model, seed, policy ("uniform" or "same"), shape, texture, bg
     (fixed labels, ids or names), labels (explicit [shape, texture, bg] rows), cfs_per_shape, outputs,
-    shard_size, format ("npz" or "wds"). Sample i's labels and seeds come from (seed, i) alone.
+    shard_size, format ("npz" or "wds"), truncation (ImageNet models). Sample i's labels and seeds come
+    from (seed, i) alone.
     `retries`: on 503 (queue full: honours Retry-After) and connection errors; safe, the POST is idempotent."""
     http = _http_of(client)
     headers = {"Idempotency-Key": uuid.uuid4().hex}  # so retrying a lost answer never queues the job twice

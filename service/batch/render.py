@@ -9,6 +9,7 @@ from cgn.generate import counterfactuals, to_uint8
 from cgn.mechanisms import CounterfactualModel
 from service.batch.shards import ShardData, write_npz, write_wds
 from service.batch.spec import BatchSpec, sample_key, samples
+from service.runner import truncated
 
 
 def generate(
@@ -27,7 +28,8 @@ def generate(
     for b in range(0, len(p.keys), batch_size):
         labels = torch.from_numpy(np.array(p.labels[b : b + batch_size]))  # a copy: explicit tables are read-only
         seeds = torch.from_numpy(np.array(p.seeds[b : b + batch_size]))
-        out = counterfactuals(model, labels, seeds, spec.outputs)
+        with truncated(model, spec.truncation):
+            out = counterfactuals(model, labels, seeds, spec.outputs)
         for name in spec.outputs:
             parts[name].append(to_uint8(out[name]).numpy())
         if between is not None:

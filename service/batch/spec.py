@@ -33,6 +33,7 @@ class BatchSpec:
     shard_size: int = 1000
     format: str = "npz"
     explicit: bool = False
+    truncation: float | None = None  # BigGAN truncation (ImageNet); None: the model's own
     results: str = ""  # where shards go: a local directory or any fsspec URL, fixed at submission
     vocabulary: dict[str, list[str]] = field(default_factory=dict)  # names per mechanism, for label files
 
@@ -46,6 +47,8 @@ class BatchSpec:
             raise ValueError(f"cfs_per_shape: must be >= 1, got {self.cfs_per_shape}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size: must be >= 1, got {self.shard_size}")
+        if self.truncation is not None and not 0 < self.truncation <= 1:
+            raise ValueError(f"truncation: must be in (0, 1], got {self.truncation}")
         if self.format not in FORMATS:
             raise ValueError(f"format: must be one of {', '.join(FORMATS)}; got {self.format!r}")
         object.__setattr__(self, "outputs", tuple(check_outputs(self.outputs)))

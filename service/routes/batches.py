@@ -20,6 +20,7 @@ from service.batch.spec import BatchSpec
 from service.batch.store import ResultStore, resolve_url
 from service.deps import Services, get_services, manifest_of, require_api_key
 from service.errors import APIError, InvalidInput, NotFound, Overloaded
+from service.generation import check_truncation
 from service.resolve import fixed_label
 
 router = APIRouter(prefix="/batches", tags=["batches"], dependencies=[Depends(require_api_key)])
@@ -66,6 +67,9 @@ class BatchRequest(BaseModel):
     format: Literal["npz", "wds"] = Field(
         "npz", description="npz: uint8 NCHW arrays + labels; wds: WebDataset tar of PNG + JSON per sample"
     )
+    truncation: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None, description="BigGAN truncation (ImageNet models); default: the model's"
+    )
 
 
 _lock = threading.Lock()
@@ -110,6 +114,7 @@ def _spec(req: BatchRequest, services: Services) -> tuple[BatchSpec, np.ndarray 
     settings = services.settings
     name = req.model or settings.default_model
     manifest = manifest_of(services, name)
+    check_truncation(manifest, req.truncation)
     explicit = _resolve_explicit(manifest, req.labels) if req.labels is not None else None
     n = req.n
     if explicit is not None:
@@ -143,6 +148,7 @@ def _spec(req: BatchRequest, services: Services) -> tuple[BatchSpec, np.ndarray 
         outputs=tuple(req.outputs),
         shard_size=shard_size,
         format=req.format,
+        truncation=req.truncation,
         explicit=explicit is not None,
         results=resolve_url(settings.results_dir),
         vocabulary={m: list(manifest.vocabulary[m]) for m in MECHANISMS},
@@ -191,6 +197,7 @@ def _view(status: dict[str, Any], full: bool = True) -> dict[str, Any]:
             "explicit_labels": spec.explicit,
             "cfs_per_shape": spec.cfs_per_shape,
             "outputs": list(spec.outputs),
+            "truncation": spec.truncation,
         },
     )
     return out

@@ -106,7 +106,7 @@ async def counterfactual(
 ) -> Response:
     manifest, picks, note = choose_model(services, req)
     loaded = await loaded_model(services, manifest.name)
-    check_truncation(loaded, req.truncation)
+    check_truncation(loaded.manifest, req.truncation)
     seeds = mechanism_seeds(req)
     seeds_row = np.array([[seeds[m] for m in MECHANISMS]], dtype=np.int64)
     outputs = tuple(dict.fromkeys(req.outputs))

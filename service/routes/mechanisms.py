@@ -34,7 +34,7 @@ async def mechanism(
     manifest = manifest_of(services, name)
     label = fixed_label(manifest, mech, req.label)
     loaded = await loaded_model(services, name)
-    check_truncation(loaded, req.truncation)
+    check_truncation(loaded.manifest, req.truncation)
     k = MECHANISMS.index(mech)
     labels = np.zeros((1, 3), dtype=np.int64)
     labels[0, k] = label

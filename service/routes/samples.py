@@ -40,7 +40,7 @@ async def samples(req: SamplesRequest, services: Services = Depends(get_services
     except ValueError as exc:
         raise InvalidInput(str(exc), None) from exc
     loaded = await loaded_model(services, name)
-    check_truncation(loaded, req.truncation)
+    check_truncation(loaded.manifest, req.truncation)
     outputs = tuple(dict.fromkeys(req.outputs))
     images = await run(services, work_for(services, loaded, p.labels, p.seeds, outputs, None, req.truncation))
     arrays = {**images, "labels": p.labels, "seeds": p.seeds}

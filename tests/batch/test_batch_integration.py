@@ -174,12 +174,17 @@ def test_bad_requests_get_4xx_with_a_message(make_stack):
     refused({"n": 10, "labels": [[1, 2]]}, 422)
     refused({"labels": [[1, 2, 3], [1, 99, 3]]}, 422, "labels.1.1", ["texture"])
     refused({"n": 3, "labels": [[1, 2, 3]]}, 422, "n", ["match"])
+    refused({"n": 10, "truncation": 0.4}, 422, "truncation", ["mnist-test", "takes no truncation"])
+    refused({"n": 10, "truncation": 1.5}, 422, "truncation")
     refused(b"{not json", 422, "body", ["JSON"])
     with pytest.raises(UnknownNameError) as exc:
         client.submit_batch(10, shape="seventeen")
     assert exc.value.field == "shape" and exc.value.suggestions
     with pytest.raises(InvalidRequestError):
         client.submit_batch(10, cfs_per_shape=0)
+    with pytest.raises(InvalidRequestError) as exc:
+        client.submit_batch(10, truncation=0.4)  # the SDK sends it; an MNIST model refuses it
+    assert exc.value.field == "truncation"
     for path in ("/batches/nope", "/batches/nope/shards/0", "/batches/nope/labels.csv"):
         r = httpx.get(stack.url + path)
         assert r.status_code == 404 and "nope" in r.json()["error"]["message"]

@@ -2,7 +2,10 @@
 
 import csv
 import io
+import json
 import time
+from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -48,6 +51,10 @@ def test_spec_refuses_bad_values_naming_the_field():
     assert BatchSpec.from_json(s.to_json()) == s
     with pytest.raises(IndexError):
         s.chunk_range(3)
+    with pytest.raises(ValueError, match=r"truncation: must be in \(0, 1\], got 0"):
+        spec_of(truncation=0.0)
+    legacy = {k: v for k, v in json.loads(spec_of(truncation=0.4).to_json()).items() if k != "truncation"}
+    assert BatchSpec.from_json(json.dumps(legacy)).truncation is None  # specs queued before the field
 
 
 def test_shards_match_one_big_batch_of_the_core_and_are_byte_stable(model):
@@ -184,3 +191,21 @@ def test_a_retried_submit_with_the_same_idempotency_key_queues_once(queue):
     assert queue.submit(spec_of(n=10), idempotency_key="abc") == first
     assert queue.submit(spec_of(n=10), idempotency_key="other") != first
     assert queue.queued_samples() == 20 and queue.count() == 2
+
+
+def test_a_batch_job_renders_at_its_truncation_as_the_sync_path_does():
+    """ImageNet: shard bytes at truncation t equal the runner's (the /counterfactual path) at t, and
+    differ from another t; the model's own truncation is back afterwards."""
+    imagenet = pytest.importorskip("cgn.imagenet.model")
+    from service.runner import generate as run_sync
+
+    model = imagenet.ImagenetCGN(imagenet.ImagenetCGNConfig.tiny()).init_random_(0).eval()
+    vocab = {m: [str(i) for i in range(1000)] for m in ("shape", "texture", "background")}
+    spec = BatchSpec(model="imagenet-cgn", n=3, seed=2, shard_size=3, truncation=0.4, vocabulary=vocab)
+    shard = generate(model, spec, 0, 3)
+    p = plan(spec.seed, 0, 3, (1000, 1000, 1000))
+    sync = run_sync(SimpleNamespace(model=model), p.labels, p.seeds, ("composite",), truncation=0.4)
+    assert (shard.images["composite"] == sync["composite"]).all()
+    other = generate(model, replace(spec, truncation=0.9), 0, 3)
+    assert (other.images["composite"] != shard.images["composite"]).any()
+    assert model.config.truncation == 0.5
