@@ -60,7 +60,7 @@ def raw_images_per_s(root: Path | None, name: str, batch: int, seconds: float, d
     done, start, k = 0, time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
         p = plan(0, k * batch, (k + 1) * batch, classes)
-        generate(loaded, p.labels, p.seeds)
+        generate(loaded.model, p.labels, p.seeds)
         done += batch
         k += 1
     return done / (time.perf_counter() - start)

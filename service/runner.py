@@ -46,17 +46,17 @@ def load_model(settings: Settings, name: str) -> LoadedModel:
 
 
 def generate(
-    loaded: LoadedModel,
+    model: torch.nn.Module,
     labels: np.ndarray,
     seeds: np.ndarray,
     outputs: tuple[str, ...] = ("composite",),
     overrides: dict[str, torch.Tensor] | None = None,
     truncation: float | None = None,
 ) -> dict[str, np.ndarray]:
-    """labels, seeds: int64 (n, 3). Returns uint8 NCHW arrays per output. The one inference path."""
-    model = loaded.model
-    labels_t = torch.as_tensor(np.ascontiguousarray(labels), dtype=torch.long)
-    seeds_t = torch.as_tensor(np.ascontiguousarray(seeds), dtype=torch.long)
+    """labels, seeds: int64 (n, 3). Returns uint8 NCHW arrays per output. The one inference path:
+    the micro-batching runner and the batch-job renderer both call it."""
+    labels_t = torch.tensor(np.asarray(labels), dtype=torch.long)  # a copy: explicit label tables are read-only
+    seeds_t = torch.tensor(np.asarray(seeds), dtype=torch.long)
     device = next(model.parameters()).device
     ov = {k: v.to(device) for k, v in (overrides or {}).items()}
     with truncated(model, truncation):
@@ -265,7 +265,7 @@ class Runner:
         step = max(self.max_batch, 1)
         for start in range(0, len(labels), step):  # one large request (POST /samples) runs in chunks
             part = generate(
-                loaded, labels[start : start + step], seeds[start : start + step], key.outputs,
+                loaded.model, labels[start : start + step], seeds[start : start + step], key.outputs,
                 batch[0].overrides, key.truncation,
             )  # fmt: skip
             for k, v in part.items():

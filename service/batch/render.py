@@ -3,13 +3,11 @@
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
-from cgn.generate import counterfactuals, to_uint8
 from cgn.mechanisms import CounterfactualModel
 from service.batch.shards import ShardData, write_npz, write_wds
 from service.batch.spec import BatchSpec, sample_key, samples
-from service.runner import truncated
+from service.runner import generate as run_model
 
 
 def generate(
@@ -26,12 +24,10 @@ def generate(
     p = samples(spec, start, stop, explicit)
     parts: dict[str, list[np.ndarray]] = {o: [] for o in spec.outputs}
     for b in range(0, len(p.keys), batch_size):
-        labels = torch.from_numpy(np.array(p.labels[b : b + batch_size]))  # a copy: explicit tables are read-only
-        seeds = torch.from_numpy(np.array(p.seeds[b : b + batch_size]))
-        with truncated(model, spec.truncation):
-            out = counterfactuals(model, labels, seeds, spec.outputs)
+        rows = slice(b, b + batch_size)
+        out = run_model(model, p.labels[rows], p.seeds[rows], spec.outputs, truncation=spec.truncation)
         for name in spec.outputs:
-            parts[name].append(to_uint8(out[name]).numpy())
+            parts[name].append(out[name])
         if between is not None:
             between()
     names = [tuple(spec.name(m, int(y)) for m, y in enumerate(row)) for row in p.labels.tolist()]

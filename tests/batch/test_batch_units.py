@@ -5,7 +5,6 @@ import io
 import json
 import time
 from dataclasses import replace
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -204,7 +203,7 @@ def test_a_batch_job_renders_at_its_truncation_as_the_sync_path_does():
     spec = BatchSpec(model="imagenet-cgn", n=3, seed=2, shard_size=3, truncation=0.4, vocabulary=vocab)
     shard = generate(model, spec, 0, 3)
     p = plan(spec.seed, 0, 3, (1000, 1000, 1000))
-    sync = run_sync(SimpleNamespace(model=model), p.labels, p.seeds, ("composite",), truncation=0.4)
+    sync = run_sync(model, p.labels, p.seeds, ("composite",), truncation=0.4)
     assert (shard.images["composite"] == sync["composite"]).all()
     other = generate(model, replace(spec, truncation=0.9), 0, 3)
     assert (other.images["composite"] != shard.images["composite"]).any()
