@@ -239,8 +239,9 @@ class Trainer:
         losses = {
             "style": style_loss(self.features, x_tex, x_real, list(cfg.style_weights)),
             "color_prior": cfg.color_prior * color_loss(x_tex, x_real, digit, labels=self._by_class(y)),
-            "contrast_prior": cfg.contrast_prior * color_loss(x_tex, x_real, digit, moment=1),
         }
+        if cfg.contrast_prior:
+            losses["contrast_prior"] = cfg.contrast_prior * color_loss(x_tex, x_real, digit, moment=1)
         sum(losses.values()).backward()
         self.opt_g.step()
         self.step_no += 1
