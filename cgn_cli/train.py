@@ -67,9 +67,9 @@ def run_imagenet(args: argparse.Namespace) -> int:
 def _base_provenance(weights: Path) -> dict:
     """What a run started from: the weights' sha256 and, from a model-store manifest beside them,
     how they were trained."""
-    from model_store.download import sha256_of
+    from model_store.manifest import sha256_file
 
-    base = {"weights": str(weights), "sha256": sha256_of(weights)}
+    base = {"weights": str(weights), "sha256": sha256_file(weights)}
     manifest = weights.parent / "manifest.json"
     if manifest.is_file():
         base["training"] = json.loads(manifest.read_text()).get("training", {})

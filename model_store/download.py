@@ -6,7 +6,6 @@ is deleted. Google Drive answers large files with an HTML "can't scan for viruse
 confirm token (a form, a cookie, or a `confirm=` link in that page) is followed to the real file.
 """
 
-import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -16,7 +15,8 @@ from urllib.parse import urlencode, urljoin
 
 import httpx
 
-CHUNK = 1 << 20
+from model_store.manifest import sha256_file
+
 MAX_CONFIRM_HOPS = 3
 
 
@@ -64,14 +64,6 @@ def confirm_url(url: str, page: str, cookies: httpx.Cookies) -> str | None:
     return url + ("&" if "?" in url else "?") + urlencode({"confirm": token})
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(
     url: str,
     dest: Path,
@@ -89,7 +81,7 @@ def download(
     finally:
         if own:
             client.close()
-    actual = sha256_of(part)
+    actual = sha256_file(part)
     if sha256 is not None and actual != sha256.lower():
         part.unlink()
         raise DownloadError(

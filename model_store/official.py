@@ -131,9 +131,9 @@ def pull(
     try:
         source = {**src, "url": url, "sha256": expected or src.get("sha256"), "pinned": expected is not None}
         if expected is None:
-            from model_store.download import sha256_of
+            from model_store.manifest import sha256_file
 
-            source["sha256"] = sha256_of(path)
+            source["sha256"] = sha256_file(path)
         return import_imagenet(path, root, entry["name"], source=source)
     finally:
         if not keep_download:
