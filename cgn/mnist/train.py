@@ -174,25 +174,24 @@ class Trainer:
         self.texture_disc = discriminator(cfg.disc)
         self.opt_t = torch.optim.Adam(self.texture_disc.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.features = feature_network(cfg.features)
-        self.opt_g = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
-        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=cfg.betas)
         if cfg.init_from:
             self.model.load_state_dict(load_file(cfg.init_from))
-        if cfg.polish:
-            textures = [*self.model.texture_im.parameters(), *self.model.background_im.parameters()]
-            self.opt_g = torch.optim.Adam(textures, lr=cfg.lr, betas=cfg.betas)
+        trained = [self.model.texture_im, self.model.background_im] if cfg.polish else [self.model]
+        self.opt_g = torch.optim.Adam([p for m in trained for p in m.parameters()], lr=cfg.lr, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.step_no = 0
         self.seconds = 0.0
 
-    def generate(self, y: Tensor, with_mask: bool = True) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor]:
+    def textures(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Noise u (and shuffle offsets) drawn for labels y; returns u, foreground, background."""
         n = len(y)
         u = torch.randn(n, self.model.config.latent_size, generator=self.gen)
         off_f = torch.randint(0, self.model.image_size + 1, (n, 2), generator=self.gen)
         off_b = torch.randint(0, self.model.image_size + 1, (n, 2), generator=self.gen)
-        fg = self.model.texture_from(y, u, off_f)
-        bg = self.model.background_from(y, u, off_b)
-        if not with_mask:
-            return None, None, fg, bg
+        return u, self.model.texture_from(y, u, off_f), self.model.background_from(y, u, off_b)
+
+    def generate(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        u, fg, bg = self.textures(y)
         mask = self.model.mask_from(y, u)
         return compose(mask, fg, bg), mask, fg, bg
 
@@ -234,7 +233,7 @@ class Trainer:
         x_real, y, digit = self.images[idx], self.labels[idx], self.digits[idx]
         self.model.train()
         self.opt_g.zero_grad(set_to_none=True)
-        _, _, fg, bg = self.generate(y, with_mask=False)
+        _, fg, bg = self.textures(y)
         x_tex = compose(digit, fg, bg)
         losses = {
             "style": style_loss(self.features, x_tex, x_real, list(cfg.style_weights)),
