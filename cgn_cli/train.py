@@ -25,9 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mnist.add_argument(
         "--color-by-class", action="store_true", help="color prior: match each class's color distribution"
     )
-    mnist.add_argument(
-        "--contrast-prior", type=float, default=None, help="color-spread (std) match weight (default: preset)"
-    )
+    mnist.add_argument("--contrast-prior", type=float, default=0.0, help="color-spread (std) match weight; 0 = off")
     mnist.add_argument(
         "--shape-warmup", type=int, default=None, help="first steps train the shape mechanism alone (default: preset)"
     )
@@ -83,12 +81,11 @@ def run_mnist(args: argparse.Namespace) -> int:
 
     overrides = {"seed": args.seed, "features": args.features, "max_minutes": args.max_minutes}
     overrides |= {"shape_prior": args.shape_prior, "texture_prior": args.texture_prior, "color_prior": args.color_prior}
+    overrides |= {"contrast_prior": args.contrast_prior, "color_by_class": args.color_by_class}
     overrides |= {"shape_imle": args.shape_imle, "imle_all_steps": args.imle_all_steps, "precision": args.precision}
-    if args.contrast_prior is not None:
-        overrides["contrast_prior"] = args.contrast_prior
     if args.shape_warmup is not None:
         overrides["shape_warmup"] = args.shape_warmup
-    overrides |= {"init_from": args.init_from, "polish": args.polish, "color_by_class": args.color_by_class}
+    overrides |= {"init_from": args.init_from, "polish": args.polish}
     overrides |= {"mnist_dir": args.mnist_dir, "texture_dir": args.texture_dir, "threads": args.threads}
     if args.steps is not None:
         overrides["steps"] = args.steps
