@@ -105,8 +105,8 @@ async def counterfactual(
     req: CounterfactualRequest, request: Request, services: Services = Depends(get_services)
 ) -> Response:
     manifest, picks, note = choose_model(services, req)
+    check_truncation(manifest, req.truncation)
     loaded = await loaded_model(services, manifest.name)
-    check_truncation(loaded.manifest, req.truncation)
     seeds = mechanism_seeds(req)
     seeds_row = np.array([[seeds[m] for m in MECHANISMS]], dtype=np.int64)
     outputs = tuple(dict.fromkeys(req.outputs))

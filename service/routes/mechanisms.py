@@ -33,8 +33,8 @@ async def mechanism(
     name = req.model or services.settings.default_model
     manifest = manifest_of(services, name)
     label = fixed_label(manifest, mech, req.label)
+    check_truncation(manifest, req.truncation)
     loaded = await loaded_model(services, name)
-    check_truncation(loaded.manifest, req.truncation)
     k = MECHANISMS.index(mech)
     labels = np.zeros((1, 3), dtype=np.int64)
     labels[0, k] = label

@@ -39,8 +39,8 @@ async def samples(req: SamplesRequest, services: Services = Depends(get_services
         p = plan(req.seed, req.start, req.start + req.n, classes, req.policy, fixed, req.cfs_per_shape)
     except ValueError as exc:
         raise InvalidInput(str(exc), None) from exc
+    check_truncation(manifest, req.truncation)
     loaded = await loaded_model(services, name)
-    check_truncation(loaded.manifest, req.truncation)
     outputs = tuple(dict.fromkeys(req.outputs))
     images = await run(services, work_for(services, loaded, p.labels, p.seeds, outputs, None, req.truncation))
     arrays = {**images, "labels": p.labels, "seeds": p.seeds}
