@@ -214,3 +214,16 @@ def test_backbone_pools_before_its_first_relu_with_the_same_values_and_gradients
         torch.autograd.grad(out.square().sum(), conv.weight, retain_graph=True)[0] for out in (ours, reference)
     )
     assert torch.equal(g_ours, g_ref)
+
+
+def test_input_batchnorm_learns_a_scale_and_shift_unless_told_not_to():
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64, 3))
+    test = Split(images[:8].numpy(), labels[:8].numpy())
+    model, _ = train(images, labels, test, TrainConfig(epochs=1, seed=0, precision="fp32"))
+    norm = model.backbone[0]
+    assert norm.affine and not torch.equal(norm.weight, torch.ones(3))  # trained, not left at its init
+    plain, _ = train(images, labels, test, TrainConfig(epochs=1, seed=0, precision="fp32", input_affine=False))
+    assert plain.backbone[0].weight is None
+    count = sum(p.numel() for p in model.parameters())
+    assert count - sum(p.numel() for p in plain.parameters()) == 6

@@ -68,6 +68,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--weight-decay", type=float, help="decoupled weight decay of adam (default 0.05; adadelta 0: paper)"
     )
+    t.add_argument(
+        "--input-affine",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the input BatchNorm learns a scale and shift (--no-input-affine: ~1.2x faster, ~0.2 points lower)",
+    )
     t.add_argument("--gamma", type=float, default=0.7, help="adadelta: learning-rate decay per epoch")
     t.add_argument("--aux-grad", type=float, default=0.1, help="gradient scale of texture/background heads")
     t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
@@ -157,6 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             heads=heads,
             optimizer=args.optimizer,
             weight_decay=args.weight_decay,
+            input_affine=args.input_affine,
             aux_grad=args.aux_grad,
             precision=args.precision,
             augment=args.augment,

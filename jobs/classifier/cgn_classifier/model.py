@@ -19,12 +19,16 @@ HEADS = ("shape", "texture", "background")
 FEATURES = 64
 
 
-def backbone() -> nn.Sequential:
-    """BatchNorm on the input, conv5x5-32, max-pool, conv 32, conv 64 stride 2, conv 64, global average pool."""
+def backbone(input_affine: bool = True) -> nn.Sequential:
+    """BatchNorm on the input, conv5x5-32, max-pool, conv 32, conv 64 stride 2, conv 64, global average pool.
+
+    input_affine=False drops the input BatchNorm's learnt scale and shift: the first conv could absorb
+    them, and without them the backward pass skips the first conv's input gradient (a run ~1.2x
+    faster), but under Adam with weight decay the learnt pair is worth ~0.2 points on double-colored
+    (docs/results.md, session 14).
+    """
     return nn.Sequential(
-        # no affine: the first conv absorbs a per-channel scale and shift, and without parameters here
-        # the backward pass skips the first conv's input gradient (a 4-epoch run ~1.2x faster)
-        nn.BatchNorm2d(3, affine=False),
+        nn.BatchNorm2d(3, affine=input_affine),
         nn.Conv2d(3, 32, kernel_size=5, padding=2),
         # max-pool then ReLU: the same function and gradients as ReLU then max-pool (both monotone),
         # with the ReLU on a quarter of the activations
@@ -73,11 +77,13 @@ class InvariantEnsemble(nn.Module):
     plain multi-task training); their own weights learn at the full rate.
     """
 
-    def __init__(self, heads: tuple[str, ...] = HEADS, num_classes: int = 10, aux_grad: float = 0.1):
+    def __init__(
+        self, heads: tuple[str, ...] = HEADS, num_classes: int = 10, aux_grad: float = 0.1, input_affine: bool = True
+    ):
         super().__init__()
         check_heads(heads)
         self.heads = tuple(h for h in HEADS if h in heads)
-        self.backbone = backbone()
+        self.backbone = backbone(input_affine)
         self.classifiers = nn.ModuleDict({h: nn.Linear(FEATURES, num_classes) for h in self.heads})
         self.aux_grad = aux_grad
         kaiming_init(self.backbone)

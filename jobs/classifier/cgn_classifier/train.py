@@ -54,6 +54,7 @@ class TrainConfig:
     augment: str = "affine"  # random rotation/scale/shift of every training image; "none": as they come
     eval_every: int = 1  # test-set evaluation every N epochs and after the last; 0: after the last only
     weight_decay: float | None = None  # None: DEFAULT_WEIGHT_DECAY of the optimizer
+    input_affine: bool = True  # the input BatchNorm learns a scale and shift (model.py says why)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -163,7 +164,8 @@ def train(
     order = torch.Generator().manual_seed(cfg.seed)
     jitter = torch.Generator().manual_seed(cfg.seed + 1)  # its own stream: the batch order stays as without
     augment = (lambda x: random_affine(x, jitter)) if cfg.augment == "affine" else None
-    model = InvariantEnsemble(cfg.heads, aux_grad=cfg.aux_grad).to(memory_format=torch.channels_last)
+    model = InvariantEnsemble(cfg.heads, aux_grad=cfg.aux_grad, input_affine=cfg.input_affine)
+    model = model.to(memory_format=torch.channels_last)
     optimizer, per_step, scheduler = _optimizer(model, cfg, steps=cfg.epochs * -(-len(train_images) // cfg.batch_size))
     history = []
     for epoch in range(1, cfg.epochs + 1):
