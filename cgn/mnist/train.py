@@ -223,8 +223,16 @@ class Trainer:
         self.step_no += 1
         return {k: v.item() for k, v in losses.items()} | {"m_real": m_real, "m_fake": m_fake}
 
-    def _by_class(self, y: Tensor) -> Tensor | None:
-        return y if self.cfg.color_by_class else None
+    def color_terms(self, x_tex: Tensor, x_real: Tensor, digit: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """The weighted color and contrast priors that are on: generated textures under the real
+        digits' masks against those real images."""
+        cfg, terms = self.cfg, {}
+        if cfg.color_prior:
+            by_class = y if cfg.color_by_class else None
+            terms["color_prior"] = cfg.color_prior * color_loss(x_tex, x_real, digit, labels=by_class)
+        if cfg.contrast_prior:
+            terms["contrast_prior"] = cfg.contrast_prior * color_loss(x_tex, x_real, digit, moment=1)
+        return terms
 
     def polish_step(self) -> dict[str, float]:
         """One update of the texture and background mechanisms on the non-adversarial losses."""
@@ -235,12 +243,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         _, fg, bg = self.textures(y)
         x_tex = compose(digit, fg, bg)
-        losses = {
-            "style": style_loss(self.features, x_tex, x_real, list(cfg.style_weights)),
-            "color_prior": cfg.color_prior * color_loss(x_tex, x_real, digit, labels=self._by_class(y)),
-        }
-        if cfg.contrast_prior:
-            losses["contrast_prior"] = cfg.contrast_prior * color_loss(x_tex, x_real, digit, moment=1)
+        losses = {"style": style_loss(self.features, x_tex, x_real, list(cfg.style_weights))}
+        losses |= self.color_terms(x_tex, x_real, digit, y)
         sum(losses.values()).backward()
         self.opt_g.step()
         self.step_no += 1
@@ -274,10 +278,7 @@ class Trainer:
             losses["shape_prior"] = cfg.shape_prior * F.mse_loss(self.mask_disc(mask, y), ones)
         if cfg.texture_prior:
             losses["texture_prior"] = cfg.texture_prior * F.mse_loss(self.texture_disc(x_tex, y), ones)
-        if cfg.color_prior:
-            losses["color_prior"] = cfg.color_prior * color_loss(x_tex, x_real, digit, labels=self._by_class(y))
-        if cfg.contrast_prior:
-            losses["contrast_prior"] = cfg.contrast_prior * color_loss(x_tex, x_real, digit, moment=1)
+        losses |= self.color_terms(x_tex, x_real, digit, y)
         if cfg.shape_imle and cfg.imle_all_steps:
             losses["imle"] = self.imle_term(digit, y)
         sum(losses.values()).backward()
