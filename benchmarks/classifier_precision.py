@@ -3,8 +3,9 @@
     python3 benchmarks/classifier_precision.py
 
 The two precisions alternate round by round on the same batches, so a noisy machine slows both alike;
-the ratio is the median over rounds. bf16 pays off only where oneDNN runs it natively (AVX512-BF16 or
-AMX), which `native_bf16()` reports and the job's `--precision auto` follows.
+the ratio is the median over rounds. bf16 can pay off only where oneDNN runs it natively (AVX512-BF16 or
+AMX, `native_bf16()`), and not everywhere there; the job's `--precision auto` makes a short version of
+this measurement (`faster_precision`).
 """
 
 import argparse

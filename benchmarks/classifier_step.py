@@ -53,7 +53,7 @@ def main() -> None:
     p.add_argument("--batch-sizes", default="32,16")
     args = p.parse_args()
     torch.set_num_threads(1)
-    precision = TrainConfig().precision  # "auto" resolved for this CPU
+    precision = TrainConfig().precision  # "auto": the faster precision on this CPU
     print(f"torch {torch.__version__}; 1 thread; precision {precision}; augmentation on")
     for bs in (int(b) for b in args.batch_sizes.split(",")):
         batches = random_batches(bs, args.steps)

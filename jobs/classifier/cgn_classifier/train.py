@@ -10,9 +10,11 @@ Accuracy per head is measured against the label of the head's own mechanism; the
 against the digit is the number Table 1 reports.
 """
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -39,6 +41,33 @@ def native_bf16() -> bool:
         return False
 
 
+@lru_cache
+def faster_precision(batch_size: int, steps: int = 6, rounds: int = 3) -> str:
+    """The precision "auto" picks: bf16 autocast only where it measures faster than fp32, here.
+
+    Native bf16 is not enough: an AMD EPYC with AVX512-BF16 runs the classifier step 1.85x faster in
+    bf16, an Intel Xeon with AVX512-BF16 and no AMX 1.5x slower (docs/benchmarks.md, session 15). The
+    two precisions alternate on one random batch, so a busy machine slows both alike; ~1 s.
+    """
+    if not native_bf16():
+        return "fp32"
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (batch_size, 3), generator=g)
+    seconds: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    with torch.random.fork_rng():
+        model = InvariantEnsemble().to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    for r in range(rounds + 1):
+        for precision, times in seconds.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                train_step(model, opt, x, y, precision)
+            if r:  # round 0 warms both up
+                times.append(time.perf_counter() - t0)
+    return min(seconds, key=lambda p: statistics.median(seconds[p]))
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 5
@@ -50,7 +79,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     optimizer: str = "adam"
     aux_grad: float = 0.1  # gradient scale from the texture/background heads into the backbone
-    precision: str = "auto"  # bf16 autocast (fp32 weights) where the CPU has native bf16, else fp32
+    precision: str = "auto"  # bf16 autocast (fp32 weights) where it measures faster here, else fp32
     augment: str = "affine"  # random rotation/scale/shift of every training image; "none": as they come
     eval_every: int = 1  # test-set evaluation every N epochs and after the last; 0: after the last only
     weight_decay: float | None = None  # None: DEFAULT_WEIGHT_DECAY of the optimizer
@@ -64,7 +93,7 @@ class TrainConfig:
         if self.augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}; got {self.augment!r}")
         if self.precision == "auto":
-            self.precision = "bf16" if native_bf16() else "fp32"
+            self.precision = faster_precision(self.batch_size)
         check_heads(self.heads)
         if not 0.0 <= self.aux_grad <= 1.0:
             raise ValueError(f"aux_grad must be in [0, 1]; got {self.aux_grad}")
