@@ -25,7 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs" / "classifie
 from cgn_classifier.augment import random_affine  # noqa: E402
 from cgn_classifier.model import InvariantEnsemble  # noqa: E402
 from cgn_classifier.train import TrainConfig, train_step  # noqa: E402
-from classifier_precision import random_batches  # noqa: E402
+
+
+def random_batches(batch_size: int, steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`steps` uint8 image batches with (N, 3) labels, the same on every call."""
+    g = torch.Generator().manual_seed(0)
+    return [
+        (torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, generator=g),
+         torch.randint(0, 10, (batch_size, 3), generator=g))
+        for _ in range(steps)
+    ]  # fmt: skip
 
 
 def variant(name: str) -> InvariantEnsemble:

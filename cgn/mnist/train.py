@@ -89,7 +89,8 @@ class TrainConfig:
     init_from: str | None = None
     polish: bool = False
     # "bf16": the steps run under bf16 autocast (weights, optimiser state and exports stay fp32);
-    # ~1.5x the steps per minute where the CPU has native bf16 (AVX512-BF16/AMX), slower elsewhere.
+    # ~1.5x the steps per minute on the AMD EPYCs with AVX512-BF16 we measured, slower where bf16 is
+    # emulated and on an Intel Xeon with AVX512-BF16 and no AMX (benchmarks/cgn_train_precision.py).
     precision: str = "fp32"
     seed: int = 0
     sample_every: int = 500

@@ -41,30 +41,39 @@ def native_bf16() -> bool:
         return False
 
 
-@lru_cache
-def faster_precision(batch_size: int, steps: int = 6, rounds: int = 3) -> str:
-    """The precision "auto" picks: bf16 autocast only where it measures faster than fp32, here.
+def step_seconds(batch_size: int, steps: int, rounds: int, precisions: tuple[str, ...] = ("fp32", "bf16")):
+    """Seconds per `steps` training steps of each precision, per round, on one random batch.
 
-    Native bf16 is not enough: an AMD EPYC with AVX512-BF16 runs the classifier step 1.85x faster in
-    bf16, an Intel Xeon with AVX512-BF16 and no AMX 1.5x slower (docs/benchmarks.md, session 15). The
-    two precisions alternate on one random batch, so a busy machine slows both alike; ~1 s.
+    The precisions alternate within every round, so a busy machine slows them alike; an unmeasured
+    first round warms each up (oneDNN picks its kernels on first use).
     """
-    if not native_bf16():
-        return "fp32"
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (batch_size, 3), generator=g)
-    seconds: dict[str, list[float]] = {"fp32": [], "bf16": []}
     with torch.random.fork_rng():
         model = InvariantEnsemble().to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    seconds: dict[str, list[float]] = {p: [] for p in precisions}
     for r in range(rounds + 1):
         for precision, times in seconds.items():
             t0 = time.perf_counter()
             for _ in range(steps):
                 train_step(model, opt, x, y, precision)
-            if r:  # round 0 warms both up
+            if r:
                 times.append(time.perf_counter() - t0)
+    return seconds
+
+
+@lru_cache
+def faster_precision(batch_size: int) -> str:
+    """The precision "auto" picks: bf16 autocast only where it measures faster than fp32, here (~1 s).
+
+    Native bf16 is not enough: an AMD EPYC with AVX512-BF16 runs the classifier step 1.85x faster in
+    bf16, an Intel Xeon with AVX512-BF16 and no AMX 1.37x slower (docs/benchmarks.md, session 15).
+    """
+    if not native_bf16():
+        return "fp32"
+    seconds = step_seconds(batch_size, steps=6, rounds=3)
     return min(seconds, key=lambda p: statistics.median(seconds[p]))
 
 
