@@ -96,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="bf16: autocast, weights stay fp32; auto: whichever of the two trains faster on this CPU (measured, ~1 s)",
+        help="bf16: autocast, weights stay fp32; auto: whichever trains faster on this CPU (measured, ~1.5 s)",
     )
     p.add_argument("-q", "--quiet", action="store_true")
     return p

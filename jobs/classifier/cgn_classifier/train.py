@@ -41,7 +41,9 @@ def native_bf16() -> bool:
         return False
 
 
-def step_seconds(batch_size: int, steps: int, rounds: int, precisions: tuple[str, ...] = ("fp32", "bf16")):
+def step_seconds(
+    batch_size: int, steps: int, rounds: int, precisions: tuple[str, ...] = ("fp32", "bf16")
+) -> dict[str, list[float]]:
     """Seconds per `steps` training steps of each precision, per round, on one random batch.
 
     The precisions alternate within every round, so a busy machine slows them alike; an unmeasured
@@ -64,13 +66,18 @@ def step_seconds(batch_size: int, steps: int, rounds: int, precisions: tuple[str
     return seconds
 
 
-@lru_cache
 def faster_precision(batch_size: int) -> str:
-    """The precision "auto" picks: bf16 autocast only where it measures faster than fp32, here (~1 s).
+    """The precision "auto" picks: bf16 autocast only where it measures faster than fp32, here.
 
     Native bf16 is not enough: an AMD EPYC with AVX512-BF16 runs the classifier step 1.85x faster in
     bf16, an Intel Xeon with AVX512-BF16 and no AMX 1.37x slower (docs/benchmarks.md, session 15).
+    Measured once per process, batch size and thread count (~1.5 s on an idle core).
     """
+    return _faster_precision(batch_size, torch.get_num_threads())
+
+
+@lru_cache
+def _faster_precision(batch_size: int, threads: int) -> str:
     if not native_bf16():
         return "fp32"
     seconds = step_seconds(batch_size, steps=6, rounds=3)
