@@ -108,8 +108,6 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}; got {self.augment!r}")
-        if self.precision == "auto":
-            self.precision = faster_precision(self.batch_size)
         check_heads(self.heads)
         if not 0.0 <= self.aux_grad <= 1.0:
             raise ValueError(f"aux_grad must be in [0, 1]; got {self.aux_grad}")
@@ -121,6 +119,8 @@ class TrainConfig:
             self.weight_decay = DEFAULT_WEIGHT_DECAY[self.optimizer]
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}")
+        if self.precision == "auto":  # last: a bad config fails before the ~1.5 s measurement
+            self.precision = faster_precision(self.batch_size)
 
     def to_dict(self) -> dict:
         return asdict(self) | {"heads": list(self.heads)}
