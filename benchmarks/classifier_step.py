@@ -1,5 +1,5 @@
 """Training-step time of the Table 1 classifier: the shipped backbone against the input BatchNorm
-without its learnt scale and shift (session 9's network, session 14 put them back) and against ReLU
+without its learnt scale and shift (`--no-input-affine`, the faster network) and against ReLU
 before the max-pool, at batch 32 and 16, one thread, under the job's `--precision auto`.
 
     python3 benchmarks/classifier_step.py

@@ -1,7 +1,7 @@
 """The paper's Table 1 through our service: Original / Original + GAN / Original + CGN on colored,
 double-colored and Wildlife MNIST, train and test accuracy, mean and spread over seeds.
 
-    python3 benchmarks/table1.py 2>&1 | tee var/table1.log   # the recorded run (docs/results.md), ~35 min
+    python3 benchmarks/table1.py 2>&1 | tee var/table1.log   # the recorded run (docs/results.md), ~45 min
 
 What it does, in one run:
 1. exports each variant's real splits once (scripts/export_mnist_variant.py) into --work;
@@ -57,7 +57,7 @@ PAPER = {
     "Original + GAN": {"colored": (99.8, 40.7), "double-colored": (100.0, 10.8), "wildlife": (100.0, 10.4)},
     "Original + CGN": {"colored": (99.7, 95.1), "double-colored": (97.4, 89.0), "wildlife": (99.2, 85.7)},
 }
-# The recipe's budget per dataset (docs/results.md, session 12): double-colored's shape head gains from
+# The recipe's budget per dataset (docs/results.md): double-colored's shape head gains from
 # twice the counterfactuals; colored and Wildlife, far above their targets, give an epoch back for the time.
 DEFAULT_CF_N = "50000,double-colored=100000"
 DEFAULT_EPOCHS = "3,double-colored=4"

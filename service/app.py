@@ -25,7 +25,7 @@ from service.settings import Settings
 log = logging.getLogger("cgn.service")
 
 ROUTERS = ["health", "models", "counterfactual", "mechanisms", "samples", "assets"]
-OPTIONAL_ROUTERS = ["batches"]  # service/routes/batches.py, the batch queue (issue 5), when present
+OPTIONAL_ROUTERS = ["batches"]  # service/routes/batches.py, the batch queue, when present
 
 DESCRIPTION = """Counterfactual images from Counterfactual Generative Networks (Sauer & Geiger, ICLR 2021).
 

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     assets_dir: Path = Field(Path("var/assets"), description="uploaded assets")
     results_dir: str = Field("var/results", description="batch job shards: a local dir or any fsspec URL (s3://...)")
 
-    # batch queue (issue 5)
+    # batch queue (docs/batch.md)
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="broker of the batch queue")
     batch_prefix: str = Field("cgn:batch", description="prefix of every Redis key of the batch queue")
     batch_shard_size: int = Field(1000, ge=1, description="default samples per shard (= per queued chunk)")

@@ -66,7 +66,7 @@ class TrainConfig:
     # Contrast prior (off in the presets): L1 between the per-channel standard deviations of those
     # same two regions. The color prior fixes the first moment only, and a 30-minute double-colored
     # run left some backgrounds blotched (std ~0.06 where the data's is 0); this flattens them, yet
-    # the downstream classifier did not gain (docs/results.md, session 13).
+    # the downstream classifier did not gain (docs/results.md).
     contrast_prior: float = 0.0
     # Shape warm-up: the first `shape_warmup` steps train the shape mechanism alone against the
     # mask discriminator (batch `warmup_batch`). A shape step costs ~1/10 of a full step, so a CPU
@@ -77,7 +77,7 @@ class TrainConfig:
     # step, half a batch of real digits each pull the nearest of `imle_candidates` masks of their
     # class toward them (implicit maximum likelihood estimation, Li & Malik 2018). The adversarial
     # loss alone leaves the masks less varied than real digits, and no real digit is left without a
-    # nearby mask this way. A warm-up step then costs ~3.5x as much (docs/results.md, session 8).
+    # nearby mask this way. A warm-up step then costs ~3.5x as much (docs/mnist.md).
     shape_imle: float = 0.0
     imle_candidates: int = 8
     imle_all_steps: bool = False  # keep the IMLE term in the full steps too, not in the warm-up only

@@ -25,7 +25,7 @@ def backbone(input_affine: bool = True) -> nn.Sequential:
     input_affine=False drops the input BatchNorm's learnt scale and shift: the first conv could absorb
     them, and without them the backward pass skips the first conv's input gradient (a run ~1.2x
     faster), but under Adam with weight decay the learnt pair is worth ~0.2 points on double-colored
-    (docs/results.md, session 14).
+    (docs/results.md).
     """
     return nn.Sequential(
         nn.BatchNorm2d(3, affine=input_affine),

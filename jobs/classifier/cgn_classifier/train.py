@@ -26,7 +26,7 @@ from cgn_classifier.model import HEADS, InvariantEnsemble, check_heads
 
 OPTIMIZERS = ("adam", "adadelta")
 DEFAULT_LR = {"adam": 4e-3, "adadelta": 1.0}
-# Decoupled weight decay for adam (AdamW): +0.9 points on double-colored (docs/results.md, session 10);
+# Decoupled weight decay for adam (AdamW): +0.9 points on double-colored (docs/results.md);
 # the paper's Adadelta recipe had none.
 DEFAULT_WEIGHT_DECAY = {"adam": 0.05, "adadelta": 0.0}
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -70,7 +70,7 @@ def faster_precision(batch_size: int) -> str:
     """The precision "auto" picks: bf16 autocast only where it measures faster than fp32, here.
 
     Native bf16 is not enough: an AMD EPYC with AVX512-BF16 runs the classifier step 1.85x faster in
-    bf16, an Intel Xeon with AVX512-BF16 and no AMX 1.37x slower (docs/benchmarks.md, session 15).
+    bf16, an Intel Xeon with AVX512-BF16 and no AMX 1.37x slower (docs/benchmarks.md).
     Measured once per process, batch size and thread count (~1.5 s on an idle core).
     """
     return _faster_precision(batch_size, torch.get_num_threads())
