@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import errors
+from service import errors, openapi
 from service.assets import AssetStore
 from service.deps import Services
 from service.metrics import Metrics
@@ -167,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.extra_startup = []  # async hooks(app), e.g. the batch queue's Redis connection
     app.state.extra_shutdown = []
     errors.install(app)
+    openapi.install(app)
     for name in ROUTERS:
         app.include_router(importlib.import_module(f"service.routes.{name}").router)
     for name in OPTIONAL_ROUTERS:

@@ -1,6 +1,6 @@
 """Request and response bodies (pydantic at the edge only)."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -105,3 +105,179 @@ class CounterfactualResponse(BaseModel):
     labels: dict[str, ResolvedLabel]
     outputs: dict[str, str] = Field(..., description="base64 of each requested output")
     note: str | None = None
+
+
+# ---- responses: what a client really gets -------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(..., description="machine-readable kind, e.g. invalid_input, unknown_name, overloaded")
+    message: str = Field(..., description="what is wrong, starting with the field it concerns")
+    field: str | None = Field(None, description="the request field at fault (dotted path)")
+    allowed: Any = Field(None, description="the values the field accepts, when there is a short list")
+    request_id: str | None = Field(None, description="this request's X-Request-ID, for the logs")
+
+
+class ErrorBody(BaseModel):
+    """The one error format of every 4xx and 5xx response."""
+
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    default_model: str
+    loaded: list[str] = Field(..., description="models loaded in memory")
+    queue: int = Field(..., description="requests waiting for the model runner")
+
+
+class MechanismInfo(BaseModel):
+    classes: int
+
+
+class ModelInfo(BaseModel):
+    name: str
+    installed: bool
+    default: bool
+    loaded: bool
+    install: str | None = Field(None, description="the command that installs it (models not installed)")
+    architecture: str | None = None
+    image_size: int | None = None
+    description: str | None = None
+    mechanisms: dict[str, MechanismInfo] | None = None
+    outputs: list[Output] | None = None
+    truncation: bool | None = Field(None, description="whether the model takes a BigGAN truncation")
+
+
+class AssetInfo(BaseModel):
+    name: str
+    width: int
+    height: int
+    sha256: str
+    builtin: bool
+    description: str
+
+
+class ModelList(BaseModel):
+    default: str
+    models: list[ModelInfo]
+    assets: list[AssetInfo]
+
+
+class AssetList(BaseModel):
+    assets: list[AssetInfo]
+
+
+class ClassEntry(BaseModel):
+    id: int
+    name: str
+
+
+class ResolvedName(BaseModel):
+    id: int
+    name: str
+    via: str
+
+
+class MechanismClasses(BaseModel):
+    classes: list[ClassEntry] | None = Field(None, description="the vocabulary (without q)")
+    matches: list[ClassEntry] | None = Field(None, description="names matching q")
+    resolved: ResolvedName | None = Field(None, description="what q resolves to for this mechanism, if anything")
+    suggestions: list[str] | None = Field(None, description="close names when q resolves to nothing")
+    problem: str | None = None
+
+
+class ClassesResponse(BaseModel):
+    model: str
+    query: str | None
+    mechanisms: dict[str, MechanismClasses]
+    asset: AssetInfo | None = Field(None, description="the asset q names, if any")
+
+
+class ShardInfo(BaseModel):
+    index: int
+    start: int
+    stop: int
+    samples: int
+    name: str
+    url: str
+
+
+class JobError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    shard: int
+    worker: str
+    message: str
+    attempt: int
+    at: float
+
+
+class JobSpecView(BaseModel):
+    seed: int
+    policy: str
+    fixed: dict[str, int | None]
+    explicit_labels: bool
+    cfs_per_shape: int
+    outputs: list[Output]
+    truncation: float | None
+
+
+JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+class BatchJob(BaseModel):
+    """A job's status; the list view leaves out shards, errors and spec."""
+
+    id: str
+    state: JobState
+    model: str
+    n: int
+    done: int
+    failed: int
+    progress: float = Field(..., description="done / n, in [0, 1]")
+    format: Literal["npz", "wds"]
+    shard_size: int
+    num_shards: int
+    done_shards: int
+    created_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    expires_at: float | None
+    url: str
+    shards: list[ShardInfo] | None = None
+    failed_shards: list[int] | None = None
+    errors: list[JobError] | None = None
+    labels_url: str | None = None
+    results: str | None = None
+    spec: JobSpecView | None = None
+
+
+class BatchJobList(BaseModel):
+    jobs: list[BatchJob]
+    total: int
+    offset: int
+    limit: int
+
+
+class DeletedJob(BaseModel):
+    id: str
+    state: Literal["deleted"]
+    deleted_at: float
+
+
+class WorkerInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    alive: bool
+    state: str | None = None
+    heartbeat_at: float | None = None
+
+
+class WorkerList(BaseModel):
+    workers: list[WorkerInfo]
+    queued_samples: int

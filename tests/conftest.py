@@ -112,3 +112,24 @@ def random_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("random-store") / "models"
     random_mnist_model(root)
     return root
+
+
+def response_schema(doc: dict, path: str, method: str, status: int, media: str = "application/json") -> dict:
+    """The JSON Schema an OpenAPI document promises for one response, with its components to resolve $refs."""
+    responses = doc["paths"][path][method.lower()]["responses"]
+    assert str(status) in responses, f"{method} {path}: {status} is not documented ({sorted(responses)})"
+    content = responses[str(status)].get("content", {})
+    assert media in content, f"{method} {path} {status}: no {media} schema ({sorted(content)})"
+    return {"components": doc["components"], **content[media]["schema"]}
+
+
+@pytest.fixture
+def conforms():
+    """`conforms(doc, path, method, response)`: the JSON body is what the OpenAPI document says it is."""
+    import jsonschema
+
+    def check(doc: dict, path: str, method: str, response) -> None:
+        schema = response_schema(doc, path, method, response.status_code)
+        jsonschema.Draft202012Validator(schema).validate(response.json())
+
+    return check

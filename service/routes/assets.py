@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from service.assets import AssetError, decode_upload
 from service.deps import Services, get_services, require_api_key
 from service.errors import APIError, InvalidInput, NotFound, PayloadTooLarge
+from service.schemas import AssetInfo, AssetList
 
 router = APIRouter(tags=["assets"], dependencies=[Depends(require_api_key)])
 
@@ -21,8 +22,8 @@ class Conflict(APIError):
     "/assets",
     status_code=201,
     summary="Store an uploaded image under a name; use it as {'asset': NAME} or a plain word",
+    response_model=AssetInfo,
     responses={
-        201: {"content": {"application/json": {"example": {"name": "mars", "width": 640, "height": 480}}}},
         409: {"description": "the name is a built-in asset"},
         413: {"description": "file too large"},
         422: {"description": "not an image, bad name, too many pixels, decompression bomb"},
@@ -48,7 +49,7 @@ async def upload(
     return asset.info()
 
 
-@router.get("/assets", summary="Built-in and uploaded assets")
+@router.get("/assets", summary="Built-in and uploaded assets", response_model=AssetList)
 def list_assets(services: Services = Depends(get_services)) -> dict:
     return {"assets": [a.info() for a in map(services.assets.get, services.assets.names()) if a is not None]}
 
@@ -57,7 +58,7 @@ def list_assets(services: Services = Depends(get_services)) -> dict:
     "/assets/{name}",
     summary="An asset's image (PNG)",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, 404: {}},
+    responses={200: {"content": {"image/png": {}}}, 404: {"description": "unknown asset"}},
 )
 def get_asset(name: str, services: Services = Depends(get_services)) -> Response:
     asset = services.assets.get(name)

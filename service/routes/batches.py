@@ -22,6 +22,7 @@ from service.deps import Services, get_services, manifest_of, require_api_key
 from service.errors import APIError, InvalidInput, NotFound, Overloaded
 from service.generation import check_truncation
 from service.resolve import fixed_label
+from service.schemas import BatchJob, BatchJobList, DeletedJob, WorkerList
 
 router = APIRouter(prefix="/batches", tags=["batches"], dependencies=[Depends(require_api_key)])
 
@@ -215,6 +216,8 @@ def _status(queue: BatchQueue, job_id: str) -> dict[str, Any]:
     "",
     status_code=202,
     summary="Submit a batch job; poll GET /batches/{id} until state is completed",
+    response_model=BatchJob,
+    response_model_exclude_unset=True,
     responses={
         202: {"description": "accepted; the body is the job's status"},
         404: {"description": "unknown or not installed model"},
@@ -241,7 +244,7 @@ def submit(
     return _view(_status(queue, job_id))
 
 
-@router.get("", summary="Batch jobs, newest first")
+@router.get("", summary="Batch jobs, newest first", response_model=BatchJobList, response_model_exclude_unset=True)
 def list_jobs(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -256,14 +259,20 @@ def list_jobs(
     return {"jobs": [_view(s, full=False) for s in jobs], "total": total, "offset": offset, "limit": limit}
 
 
-@router.get("/workers", summary="Batch workers: heartbeat, state and per-worker metrics")
+@router.get("/workers", summary="Batch workers: heartbeat, state and per-worker metrics", response_model=WorkerList)
 def workers(request: Request):
     queue = get_queue(request)
     with broker():
         return {"workers": queue.workers(), "queued_samples": queue.queued_samples()}
 
 
-@router.get("/{job_id}", summary="State, progress (samples done of n), shards and errors of a job")
+@router.get(
+    "/{job_id}",
+    summary="State, progress (samples done of n), shards and errors of a job",
+    response_model=BatchJob,
+    response_model_exclude_unset=True,
+    responses={404: {"description": "unknown or expired job"}},
+)
 def status(job_id: str, request: Request):
     return _view(_status(get_queue(request), job_id))
 
@@ -272,7 +281,11 @@ def status(job_id: str, request: Request):
     "/{job_id}/shards/{k}",
     summary="Download shard k (npz, or a WebDataset tar)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}, "application/x-tar": {}}}, 409: {}},
+    responses={
+        200: {"content": {"application/octet-stream": {}, "application/x-tar": {}}},
+        404: {"description": "unknown job or shard index"},
+        409: {"description": "the shard is not written yet"},
+    },
 )
 def shard(job_id: str, k: int, request: Request):
     status = _status(get_queue(request), job_id)
@@ -300,7 +313,7 @@ def shard(job_id: str, k: int, request: Request):
     "/{job_id}/labels.csv",
     summary="The labels table: key, shape/texture/background ids and names, seeds per sample",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, 404: {"description": "unknown or expired job"}},
 )
 def labels(job_id: str, request: Request):
     queue = get_queue(request)
@@ -313,7 +326,13 @@ def labels(job_id: str, request: Request):
     return StreamingResponse(csv_rows(spec, explicit), media_type="text/csv", headers=headers)
 
 
-@router.delete("/{job_id}", summary="Cancel a job (shards written so far stay until expiry); purge=true deletes all")
+@router.delete(
+    "/{job_id}",
+    summary="Cancel a job (shards written so far stay until expiry); purge=true deletes all",
+    response_model=BatchJob | DeletedJob,
+    response_model_exclude_unset=True,
+    responses={404: {"description": "unknown or expired job"}},
+)
 def cancel(job_id: str, request: Request, purge: bool = False):
     queue = get_queue(request)
     status = _status(queue, job_id)

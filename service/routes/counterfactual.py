@@ -26,10 +26,8 @@ IMAGE_RESPONSES = {
             "image/png": {},
             "image/jpeg": {},
             "application/x-npy": {},
-            "application/json": {
-                "schema": CounterfactualResponse.model_json_schema(ref_template="#/components/schemas/{model}")
-            },
         },
+        "model": CounterfactualResponse,
     },
     401: {"description": "missing or invalid API key (when keys are configured)"},
     404: {"description": "unknown or not installed model"},

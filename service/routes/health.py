@@ -5,11 +5,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.deps import Services, get_services
 from service.errors import NotReady
+from service.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get("/healthz", summary="The process is alive", response_model=Health)
 async def healthz() -> dict:
     return {"status": "ok"}
 
@@ -17,6 +18,7 @@ async def healthz() -> dict:
 @router.get(
     "/readyz",
     summary="The default model is loaded and the service can generate",
+    response_model=Readiness,
     responses={503: {"description": "still loading, or the default model could not be loaded"}},
 )
 async def readyz(request: Request, services: Services = Depends(get_services)) -> dict:

@@ -10,6 +10,7 @@ from model_store.store import Entry
 from service.deps import Services, get_services, manifest_of, require_api_key
 from service.errors import NotFound
 from service.resolve import vocab
+from service.schemas import ClassesResponse, ModelInfo, ModelList
 
 router = APIRouter(tags=["models"], dependencies=[Depends(require_api_key)])
 
@@ -37,7 +38,8 @@ def describe(entry: Entry, services: Services) -> dict:
 @router.get(
     "/models",
     summary="Installed and installable models",
-    responses={200: {"content": {"application/json": {"example": {"default": "mnist-wildlife", "models": []}}}}},
+    response_model=ModelList,
+    response_model_exclude_unset=True,
 )
 def models(services: Services = Depends(get_services)) -> dict:
     return {
@@ -55,7 +57,13 @@ def _entry(services: Services, name: str) -> Entry:
         raise NotFound(f"model: unknown model {name!r}", "name", allowed=known) from None
 
 
-@router.get("/models/{name}", summary="One model: mechanisms, image size, installed or not", responses={404: {}})
+@router.get(
+    "/models/{name}",
+    summary="One model: mechanisms, image size, installed or not",
+    response_model=ModelInfo,
+    response_model_exclude_unset=True,
+    responses={404: {"description": "unknown model"}},
+)
 def model(name: str, services: Services = Depends(get_services)) -> dict:
     return describe(_entry(services, name), services)
 
@@ -63,7 +71,9 @@ def model(name: str, services: Services = Depends(get_services)) -> dict:
 @router.get(
     "/models/{name}/classes",
     summary="Class names per mechanism; with q, search and resolve a word",
-    responses={404: {}},
+    response_model=ClassesResponse,
+    response_model_exclude_unset=True,
+    responses={404: {"description": "unknown or not installed model"}},
 )
 def classes(
     name: str,

@@ -19,7 +19,7 @@ from cgn_client.batch import BatchJobError, batch_job
 pytestmark = pytest.mark.slow
 
 
-def test_happy_path_two_workers_npz_and_webdataset(stack, tmp_path):
+def test_happy_path_two_workers_npz_and_webdataset(stack, tmp_path, conforms):
     stack.start_worker()
     stack.start_worker()
     stack.start_api()
@@ -53,13 +53,21 @@ def test_happy_path_two_workers_npz_and_webdataset(stack, tmp_path):
     assert sorted(np.concatenate([a["keys"] for a in tars]).tolist()) == list(range(12))
     assert all((a["labels"][:, 1] == 4).all() for a in tars)  # texture fixed by name
 
+    doc = httpx.get(f"{stack.url}/openapi.json").json()  # every JSON body is what the document says
+    for template, path in [("/batches", "/batches"), ("/batches/{job_id}", f"/batches/{job.id}")]:
+        conforms(doc, template, "GET", httpx.get(f"{stack.url}{path}"))
+    conforms(doc, "/batches", "POST", httpx.post(f"{stack.url}/batches", json={"n": 2}))
+    conforms(doc, "/batches", "POST", httpx.post(f"{stack.url}/batches", json={"n": 0}))
+    conforms(doc, "/batches/{job_id}", "GET", httpx.get(f"{stack.url}/batches/nope"))
     listed = httpx.get(f"{stack.url}/batches").json()
-    assert {j["id"] for j in listed["jobs"]} == {job.id, wds.id} and listed["total"] == 2
+    assert {j["id"] for j in listed["jobs"]} >= {job.id, wds.id} and listed["total"] == 3
 
     def workers_report_all_samples():
-        info = httpx.get(f"{stack.url}/batches/workers").json()
+        r = httpx.get(f"{stack.url}/batches/workers")
+        conforms(doc, "/batches/workers", "GET", r)
+        info = r.json()
         alive = [w for w in info["workers"] if w["alive"]]
-        return len(alive) == 2 and sum(w["samples_done"] for w in alive) == 52 and info["queued_samples"] == 0
+        return len(alive) == 2 and sum(w["samples_done"] for w in alive) == 54 and info["queued_samples"] == 0
 
     stack.wait_for(workers_report_all_samples, timeout=30, what="per-worker metrics to add up")
 
@@ -117,7 +125,7 @@ def test_api_restarted_mid_job_keeps_status(stack):
     stack.check(job.id)
 
 
-def test_cancel_stops_work_and_keeps_what_was_written(stack):
+def test_cancel_stops_work_and_keeps_what_was_written(stack, conforms):
     stack.start_api()
     stack.start_worker("--batch-size", "4")
     client = stack.client()
@@ -133,6 +141,8 @@ def test_cancel_stops_work_and_keeps_what_was_written(stack):
     assert stack.queue.queued_samples() == 0
     with pytest.raises(BatchJobError):
         job.wait(timeout=5)
+    doc = httpx.get(f"{stack.url}/openapi.json").json()
+    conforms(doc, "/batches/{job_id}", "DELETE", httpx.delete(f"{stack.url}/batches/{job.id}"))
     # the worker is free for the next job
     nxt = client.submit_batch(20, seed=2, shard_size=16)
     assert nxt.wait(timeout=60)["done"] == 20
@@ -142,6 +152,7 @@ def test_cancel_stops_work_and_keeps_what_was_written(stack):
     with pytest.raises(NotFoundError):
         job.status()
     assert not (stack.results / job.id).exists()
+    conforms(doc, "/batches/{job_id}", "DELETE", httpx.delete(f"{stack.url}/batches/{nxt.id}?purge=true"))
 
 
 def test_bad_requests_get_4xx_with_a_message(make_stack):

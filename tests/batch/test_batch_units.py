@@ -195,7 +195,7 @@ def test_a_retried_submit_with_the_same_idempotency_key_queues_once(queue):
 def test_a_batch_job_renders_at_its_truncation_as_the_sync_path_does():
     """ImageNet: shard bytes at the spec's truncation t equal the runner's at t (what /counterfactual
     serves with truncation t) and differ at another t; the model's own truncation is back afterwards."""
-    imagenet = pytest.importorskip("cgn.imagenet.model")
+    from cgn.imagenet import model as imagenet
     from service.runner import generate as run_sync
 
     model = imagenet.ImagenetCGN(imagenet.ImagenetCGNConfig.tiny()).init_random_(0).eval()

@@ -54,7 +54,7 @@ def thread_server(random_store: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def imagenet_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A deployment with mnist-test (the default) and a random tiny ImageNet CGN installed as imagenet-cgn."""
-    imagenet = pytest.importorskip("cgn.imagenet.model", reason="the ImageNet CGN (cgn.imagenet) is not importable")
+    from cgn.imagenet import model as imagenet
     from model_store import save_model
     from model_store.official import imagenet_manifest
 
