@@ -1,1 +1,1 @@
-"""The `cgn` command line: train, sample, models, serve, worker."""
+"""The `cgn` command line: train, sample, interpolate, models, serve, worker."""

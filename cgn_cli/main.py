@@ -4,7 +4,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ["train", "sample", "models", "serve", "worker"]
+SUBCOMMANDS = ["train", "sample", "interpolate", "models", "serve", "worker"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_imagenet(args: argparse.Namespace) -> int:
-    from cgn.imagenet.train import main
+    from cgn_cli.train_imagenet import main
 
     return main(["imagenet", *args.rest])
 

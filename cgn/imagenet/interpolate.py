@@ -3,19 +3,17 @@
 BigGAN is conditioned on a class vector, so a mix (1 - t) * onehot(a) + t * onehot(b) is a valid input:
 the sheet shows how the mask, texture or background morphs while everything else stays put.
 
-    python3 -m cgn.imagenet.interpolate --model imagenet-cgn --mechanism texture \
-        --classes cow,elephant,valley --to zebra --out sheet.png
-"""
+    cgn interpolate --model imagenet-cgn --mechanism texture --classes cow,elephant,valley --to zebra --out sheet.png
 
-import argparse
-from pathlib import Path
+(the command lives in cgn_cli/interpolate.py)
+"""
 
 import torch
 from torch import Tensor
 
 from cgn.compose import compose
 from cgn.imagenet.model import ImagenetCGN
-from cgn.imagenet.sheets import grid, save_png
+from cgn.imagenet.sheets import grid
 from cgn.mechanisms import MECHANISMS, check_labels
 from cgn.noise import as_seed_list
 
@@ -62,42 +60,3 @@ def sheet(images: dict[str, Tensor], mechanism: str) -> Tensor:
         rows.append(images[{"shape": "mask", "texture": "foreground", "background": "background"}[mechanism]])
     rows = [r.expand(-1, 3, -1, -1) for r in rows]
     return grid(torch.cat(rows), columns=len(images["composite"]))
-
-
-def main(argv: list[str] | None = None) -> int:
-    from model_store import ModelStore
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="imagenet-cgn")
-    p.add_argument("--store", type=Path, help="model-store root (default: $CGN_MODEL_STORE)")
-    p.add_argument("--mechanism", choices=MODES, required=True)
-    p.add_argument("--classes", required=True, help="shape,texture,background: names or ids")
-    p.add_argument("--to", required=True, help="the class to interpolate towards")
-    p.add_argument("--seeds", default="0,0,0", help="noise seeds of shape,texture,background")
-    p.add_argument("--steps", type=int, default=6, help="midpoints between the two classes")
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    if args.store is None:
-        from service.settings import Settings
-
-        args.store = Settings().model_store
-    loaded = ModelStore(args.store).load(args.model)
-    words = args.classes.split(",")
-    if len(words) != 3:
-        raise SystemExit("--classes: give three, for shape,texture,background")
-    labels = []
-    for mech, word in zip(MECHANISMS, words, strict=True):
-        r = loaded.manifest.vocab(mech).resolve(mech, int(word) if word.strip().isdigit() else word)
-        print(f"{mech}: {word!r} -> {r.id} {r.name} ({r.via})")
-        labels.append(r.id)
-    voc = loaded.manifest.vocab(args.mechanism if args.mechanism != "all" else "shape")
-    target = voc.resolve("to", int(args.to) if args.to.isdigit() else args.to)
-    print(f"to: {args.to!r} -> {target.id} {target.name} ({target.via})")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    images = interpolate(loaded.model, args.mechanism, labels, target.id, seeds, args.steps)
-    print(f"wrote {save_png(sheet(images, args.mechanism), args.out)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,8 +3,10 @@
 import torch
 from PIL import Image
 
-from cgn.imagenet.interpolate import interpolate, main, sheet
+from cgn.imagenet.interpolate import MODES, interpolate, sheet
 from cgn.imagenet.sheets import save_png
+from cgn_cli import interpolate as cli
+from cgn_cli.main import main
 from tests.imagenet.helpers import tiny_model, write_official_checkpoint
 
 
@@ -31,6 +33,7 @@ def test_sheet_png_and_cli(tmp_path, monkeypatch):
     import_imagenet(write_official_checkpoint(tmp_path / "cgn.pth", model), tmp_path / "store")
     out = tmp_path / "sheet.png"
     argv = [
+        "interpolate",
         "--store",
         str(tmp_path / "store"),
         "--mechanism",
@@ -46,3 +49,7 @@ def test_sheet_png_and_cli(tmp_path, monkeypatch):
     ]
     assert main(argv) == 0
     assert Image.open(out).size == (4 * 66 + 2, 2 * 66 + 2)  # composites, then the masks
+
+
+def test_the_command_offers_every_mode():
+    assert cli.MODES == MODES  # written out there, so that building the cgn parser does not import torch

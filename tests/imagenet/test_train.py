@@ -6,7 +6,8 @@ import torch
 
 from cgn.imagenet.biggan import init_random_
 from cgn.imagenet.model import ImagenetCGN, ImagenetCGNConfig
-from cgn.imagenet.train import TrainConfig, Trainer, main
+from cgn.imagenet.train import TrainConfig, Trainer
+from cgn_cli.main import main
 from model_store import ModelStore
 
 
@@ -41,6 +42,7 @@ def test_cgn_train_imagenet_writes_losses_sheets_checkpoints_and_exports(tmp_pat
     run = tmp_path / "run"
     store = tmp_path / "store"
     argv = [
+        "train",
         "imagenet",
         "--tiny",
         "--run-dir",
@@ -71,3 +73,12 @@ def test_cgn_train_imagenet_writes_losses_sheets_checkpoints_and_exports(tmp_pat
     assert exported.manifest.config["ground_truth"] is False and not hasattr(exported.model, "biggan_GT")
     out = exported.model.texture([345], [1])
     assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
+
+
+def test_export_without_a_store_fails_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CGN_MODEL_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    argv = ["train", "imagenet", "--tiny", "--run-dir", str(tmp_path / "run"), "--export", "x"]
+    assert main(argv) == 2
+    assert "CGN_MODEL_STORE is not set" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
