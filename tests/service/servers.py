@@ -56,8 +56,15 @@ def wait_ready(url: str, timeout: float = 180, proc: subprocess.Popen | None = N
     raise RuntimeError(f"{url} did not become ready in {timeout} s")
 
 
+def cgn_command() -> list[str]:
+    """The installed `cgn` console script of this interpreter's environment: what the README runs."""
+    script = Path(sys.executable).parent / "cgn"
+    assert script.exists(), f"no `cgn` command beside {sys.executable}: bash scripts/install.sh"
+    return [str(script)]
+
+
 class ServerProcess:
-    """`python -m cgn_cli.main serve` with CGN_* settings from `env`: the real entry point."""
+    """`cgn serve` with CGN_* settings from `env`: the real entry point, as the README runs it."""
 
     def __init__(self, env: dict[str, str], log: Path):
         self.port = free_port()
@@ -68,9 +75,7 @@ class ServerProcess:
 
     def start(self) -> "ServerProcess":
         out = open(self.log, "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cgn_cli.main", "serve"], cwd=REPO, env=self.env, stdout=out, stderr=out
-        )
+        self.proc = subprocess.Popen([*cgn_command(), "serve"], cwd=REPO, env=self.env, stdout=out, stderr=out)
         wait_ready(self.url, proc=self.proc)
         return self
 
