@@ -45,7 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mnist.add_argument("--threads", type=int, default=None, help="torch threads")
     mnist.add_argument("--run-dir", type=Path, default=None, help="checkpoints and sample sheets (default runs/)")
     mnist.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
-    mnist.add_argument("--store", type=Path, default=None, help="model-store root to write into (default: built-in)")
+    mnist.add_argument(
+        "--store", type=Path, default=None, help="model-store root to write into (default: $CGN_MODEL_STORE)"
+    )
     mnist.add_argument("--no-export", action="store_true", help="train only; do not write a model-store entry")
     mnist.add_argument("--mnist-dir", default=None, help="directory of standard MNIST IDX files")
     mnist.add_argument("--texture-dir", default=None, help="Wildlife textures: object/ and background/ images")
@@ -74,10 +76,21 @@ def _base_provenance(weights: Path) -> dict:
     return base
 
 
+def _writable_store(store: Path | None) -> Path:
+    """--store, else the configured writable store (CGN_MODEL_STORE): never the shipped built-in directory."""
+    if store is not None:
+        return store
+    from service.settings import Settings
+
+    root = Settings().model_store
+    if root is None:
+        raise ValueError("no writable model store to export into: pass --store DIR or set CGN_MODEL_STORE")
+    return root
+
+
 def run_mnist(args: argparse.Namespace) -> int:
     from cgn.mnist.train import TrainConfig, train
     from model_store.mnist import export
-    from model_store.store import BUILTIN_DIR
 
     overrides = {"seed": args.seed, "features": args.features, "max_minutes": args.max_minutes}
     overrides |= {"shape_prior": args.shape_prior, "texture_prior": args.texture_prior, "color_prior": args.color_prior}
@@ -94,6 +107,7 @@ def run_mnist(args: argparse.Namespace) -> int:
     if args.warmup_batch is not None:
         overrides["warmup_batch"] = args.warmup_batch
     cfg = TrainConfig.preset(args.dataset, **overrides)
+    store = None if args.no_export else _writable_store(args.store)  # before training, not after it
     base = _base_provenance(Path(args.init_from)) if args.init_from else None  # read before an export overwrites it
     run_dir = args.run_dir or Path("runs") / f"mnist-{args.dataset}"
     trainer = train(cfg, run_dir, resume=args.resume)
@@ -104,7 +118,6 @@ def run_mnist(args: argparse.Namespace) -> int:
         if base:
             training["base"] = base
         texture_dir = Path(args.texture_dir) if args.texture_dir else None
-        store = args.store or BUILTIN_DIR
         path = export(trainer.model.eval(), args.dataset, store, training, texture_dir)
         print(f"wrote {path}")
     return 0
