@@ -1,7 +1,8 @@
 """`cgn serve`: the HTTP service under uvicorn; options override the CGN_* environment (service/settings.py)."""
 
 import argparse
-import os
+
+OPTIONS = ("host", "port", "model_store", "default_model", "models", "device", "log_level")  # Settings fields
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -16,6 +17,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def overrides(args: argparse.Namespace) -> dict:
+    """The options given on the command line; they win over CGN_* variables and .env (pydantic-settings)."""
+    return {option: getattr(args, option) for option in OPTIONS if getattr(args, option) is not None}
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -24,11 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from service.app import create_app
     from service.settings import Settings
 
-    for option in ("host", "port", "model_store", "default_model", "models", "device", "log_level"):
-        value = getattr(args, option)
-        if value is not None:
-            os.environ[f"CGN_{option.upper()}"] = str(value)
-    settings = Settings()
+    settings = Settings(**overrides(args))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
