@@ -1,133 +1,33 @@
-"""CGNClient and AsyncCGNClient: twins over one set of request builders (`_calls`).
+"""CGNClient and AsyncCGNClient: twins over one transport and one set of request builders.
 
-Each public method builds a `Call` (method, path, body, parser) and hands it to `_send`, which owns
-auth, timeouts, bounded retries with backoff (honouring Retry-After on 429/503) and error mapping.
-Extensions (cgn_client.batch, the batch queue SDK) build their own `Call`s and use `_send` too.
+Each method builds a `Call` with a builder of cgn_client.resources and hands it to the client's transport
+(`SyncTransport` or `AsyncTransport`, cgn_client._base_client), which owns auth, timeouts, the retry policy
+(cgn_client._retry) and error mapping. `client.models`, `client.assets` and `client.batches` are namespaces.
 """
 
-import asyncio
-import concurrent.futures
-import email.utils
-import io
 import os
-import random
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import httpx
 from PIL import Image
 
-from cgn_client._errors import APIConnectionError, APITimeoutError, error_from_response
-from cgn_client._payload import MEDIA_TYPE, decode_samples
+from cgn_client._base_client import AsyncTransport, Call, SyncTransport, json_body
+from cgn_client._retry import RetryPolicy
 from cgn_client._types import Counterfactual, SampleBatch
+from cgn_client.resources.assets import Assets, AsyncAssets, ImageInput
+from cgn_client.resources.batches import DEFAULT_OUTAGE_TIMEOUT, AsyncBatches, AsyncBatchJob, Batches, BatchJob
+from cgn_client.resources.generation import counterfactual_request, mechanism_request, samples_request
+from cgn_client.resources.models import AsyncModels, Models
 
 T = TypeVar("T")
-RETRY_STATUS = (429, 502, 503, 504)
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
-MAX_RETRY_DELAY = 30.0
+DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-@dataclass
-class Call(Generic[T]):
-    """One HTTP request and how to read its answer."""
+class _Options:
+    """What both twins are configured with: URL, key, headers, timeout, the retry policy, outage patience."""
 
-    method: str
-    path: str
-    parse: Callable[[httpx.Response], T]
-    json: Any = None
-    params: dict[str, Any] | None = None
-    files: Any = None
-    data: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _json(r: httpx.Response) -> Any:
-    return r.json()
-
-
-def _image(r: httpx.Response) -> Image.Image:
-    img = Image.open(io.BytesIO(r.content))
-    img.load()
-    return img
-
-
-def _clean(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None}
-
-
-class _Calls:
-    """Request builders shared by the twins."""
-
-    @staticmethod
-    def counterfactual(shape, texture, bg, seed, seeds, outputs, model, truncation, fmt) -> Call[Counterfactual]:
-        body = _clean(
-            {
-                "model": model,
-                "shape": shape,
-                "texture": texture,
-                "bg": bg,
-                "seed": seed,
-                "seeds": seeds,
-                "truncation": truncation,
-                "outputs": list(outputs),
-                "format": fmt,
-            }
-        )
-        return Call(
-            "POST",
-            "/counterfactual",
-            lambda r: Counterfactual.from_json(r.json()),
-            json=body,
-            headers={"Accept": "application/json"},
-        )
-
-    @staticmethod
-    def mechanism(mechanism, label, seed, model, truncation) -> Call[Image.Image]:
-        body = _clean({"model": model, "label": label, "seed": seed, "truncation": truncation, "format": "png"})
-        return Call("POST", f"/mechanisms/{mechanism}", _image, json=body)
-
-    @staticmethod
-    def samples(n, seed, start, shape, texture, bg, policy, cfs_per_shape, model, outputs, truncation, as_torch):
-        body = _clean(
-            {
-                "model": model,
-                "n": n,
-                "seed": seed,
-                "start": start,
-                "shape": shape,
-                "texture": texture,
-                "bg": bg,
-                "policy": policy,
-                "cfs_per_shape": cfs_per_shape,
-                "outputs": list(outputs),
-                "truncation": truncation,
-            }
-        )
-
-        def parse(r: httpx.Response) -> SampleBatch:
-            arrays, meta = decode_samples(r.content)
-            return SampleBatch.from_arrays(arrays, meta, as_torch)
-
-        return Call("POST", "/samples", parse, json=body, headers={"Accept": MEDIA_TYPE})
-
-    @staticmethod
-    def upload_asset(name: str, image: "str | os.PathLike | bytes | Image.Image", description: str) -> Call[dict]:
-        if isinstance(image, Image.Image):
-            buf = io.BytesIO()
-            image.save(buf, "PNG")
-            data = buf.getvalue()
-        elif isinstance(image, bytes | bytearray):
-            data = bytes(image)
-        else:
-            data = Path(image).read_bytes()
-        files = {"file": (f"{name}.img", data, "application/octet-stream")}
-        return Call("POST", "/assets", _json, files=files, data={"name": name, "description": description})
-
-
-class _Base:
     def __init__(
         self,
         base_url: str | None = None,
@@ -136,58 +36,52 @@ class _Base:
         timeout: float | httpx.Timeout | None = None,
         max_retries: int = 2,
         backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        max_retry_after: float = 60.0,
+        outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT,
         headers: dict[str, str] | None = None,
+        http_client: httpx.Client | httpx.AsyncClient | None = None,
     ):
-        self.base_url = (base_url or os.environ.get("CGN_URL") or "http://127.0.0.1:8000").rstrip("/")
+        self.base_url = (base_url or os.environ.get("CGN_URL") or DEFAULT_URL).rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("CGN_API_KEY")
-        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self._headers = {"User-Agent": "cgn-client/0.1", **(headers or {})}
+        # a caller's http_client keeps its own timeout unless one is given here
+        self.timeout = DEFAULT_TIMEOUT if timeout is None and http_client is None else timeout
+        self.retry_policy = RetryPolicy(max_retries, backoff, max_backoff, max_retry_after)
+        self.outage_timeout = outage_timeout
+        self.headers = {"User-Agent": "cgn-client/0.1", **(headers or {})}
         if self.api_key:
-            self._headers["Authorization"] = f"Bearer {self.api_key}"
+            self.headers["Authorization"] = f"Bearer {self.api_key}"
 
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        """Retry-After when the server gives one, else exponential backoff with jitter."""
-        if response is not None:
-            after = _retry_after(response.headers.get("retry-after"))
-            if after is not None:
-                return min(after, MAX_RETRY_DELAY)
-        return min(self.backoff * 2**attempt, MAX_RETRY_DELAY) * (0.75 + 0.5 * random.random())
+    @property
+    def max_retries(self) -> int:
+        return self.retry_policy.max_retries
 
-    def _request_kwargs(self, call: Call) -> dict[str, Any]:
-        return {
-            "params": call.params,
-            "json": call.json,
-            "files": call.files,
-            "data": call.data,
-            "headers": call.headers,
-        }
+    @property
+    def backoff(self) -> float:
+        return self.retry_policy.backoff
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+class CGNClient(_Options):
+    """Synchronous client; close() it or use `with`.
 
+    `CGNClient(url, api_key=None, timeout=60, max_retries=2)` (url and key default to $CGN_URL, $CGN_API_KEY).
+    Retries (cgn_client.RetryPolicy): 429 and 503 always, 502/504, timeouts and connection errors for
+    idempotent requests (all of this SDK's), at most `max_retries` times, waiting the server's Retry-After
+    (capped at `max_retry_after` s) or `backoff * 2**k` s (capped at `max_backoff`) with jitter.
+    Batch-job waits keep retrying an unreachable API for `outage_timeout` s (default 300).
+    `http_client`: your own httpx.Client (proxies, transports); it is not closed by close().
+    """
 
-class CGNClient(_Base):
-    """Synchronous client. `CGNClient(url, api_key=None, timeout=60, max_retries=2)`; close() or use `with`."""
-
-    def __init__(self, base_url: str | None = None, api_key: str | None = None, **kwargs: Any):
-        super().__init__(base_url, api_key, **kwargs)
-        self._http = httpx.Client(base_url=self.base_url, headers=self._headers, timeout=self.timeout)
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, **options: Any):
+        super().__init__(base_url, api_key, **options)
+        http_client = options.get("http_client")
+        self._transport = SyncTransport(self.base_url, self.headers, self.timeout, self.retry_policy, http_client)
+        self.models = Models(self._transport)
+        self.assets = Assets(self._transport)
+        self.batches = Batches(self._transport, self.outage_timeout)
 
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()
 
     def __enter__(self) -> "CGNClient":
         return self
@@ -195,26 +89,9 @@ class CGNClient(_Base):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, call: Call[T]) -> T:
-        attempt = 0
-        while True:
-            try:
-                response = self._http.request(call.method, call.path, **self._request_kwargs(call))
-            except httpx.TimeoutException as exc:
-                if attempt >= self.max_retries:
-                    raise APITimeoutError(f"request to {call.path} timed out: {exc}", exc.request) from exc
-                time.sleep(self._delay(attempt, None))
-            except httpx.TransportError as exc:
-                if attempt >= self.max_retries:
-                    raise APIConnectionError(f"could not reach {self.base_url}: {exc}") from exc
-                time.sleep(self._delay(attempt, None))
-            else:
-                if response.is_success:
-                    return call.parse(response)
-                if response.status_code not in RETRY_STATUS or attempt >= self.max_retries:
-                    raise error_from_response(response)
-                time.sleep(self._delay(attempt, response))
-            attempt += 1
+    def request(self, call: Call[T], *, max_retries: int | None = None, outage_timeout: float | None = None) -> T:
+        """Send any Call through this client's transport: auth, retries and typed errors included."""
+        return self._transport.send(call, max_retries=max_retries, outage_timeout=outage_timeout)
 
     # --- generation -----------------------------------------------------------------------------
     def counterfactual(
@@ -231,7 +108,18 @@ class CGNClient(_Base):
         format: str = "png",
     ) -> Counterfactual:
         """Each of shape/texture/bg: a class id, a class name, an asset name, or asset("NAME")."""
-        return self._send(_Calls.counterfactual(shape, texture, bg, seed, seeds, outputs, model, truncation, format))
+        call = counterfactual_request(
+            shape,
+            texture,
+            bg,
+            seed=seed,
+            seeds=seeds,
+            outputs=outputs,
+            model=model,
+            truncation=truncation,
+            format=format,
+        )
+        return self._transport.send(call)
 
     def mechanism(
         self,
@@ -243,7 +131,7 @@ class CGNClient(_Base):
         truncation: float | None = None,
     ) -> Image.Image:
         """One mechanism's output: "shape" (the mask), "texture" (foreground) or "background"."""
-        return self._send(_Calls.mechanism(mechanism, label, seed, model, truncation))
+        return self._transport.send(mechanism_request(mechanism, label, seed=seed, model=model, truncation=truncation))
 
     def sample_batch(
         self,
@@ -262,83 +150,60 @@ class CGNClient(_Base):
         as_torch: bool = False,
     ) -> SampleBatch:
         """Samples start..start+n-1 of the stream `seed` (the same samples a batch job with that seed holds)."""
-        call = _Calls.samples(
-            n, seed, start, shape, texture, bg, policy, cfs_per_shape, model, outputs, truncation, as_torch
+        call = samples_request(
+            n,
+            seed=seed,
+            start=start,
+            shape=shape,
+            texture=texture,
+            bg=bg,
+            policy=policy,
+            cfs_per_shape=cfs_per_shape,
+            model=model,
+            outputs=outputs,
+            truncation=truncation,
+            as_torch=as_torch,
         )
-        return self._send(call)
+        return self._transport.send(call)
 
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        num_batches: int | None = None,
-        prefetch: int = 2,
-        seed: int = 0,
-        start: int = 0,
-        **kwargs: Any,
-    ) -> Iterator[SampleBatch]:
-        """Consecutive batches of the stream `seed`, with `prefetch` requests in flight while you train."""
-        pool = concurrent.futures.ThreadPoolExecutor(max(1, prefetch), thread_name_prefix="cgn-prefetch")
-        pending: list[concurrent.futures.Future] = []
-        k = 0
-
-        def schedule() -> None:
-            nonlocal k
-            while len(pending) < max(1, prefetch) and (num_batches is None or k < num_batches):
-                at = start + k * batch_size
-                pending.append(pool.submit(self.sample_batch, batch_size, seed=seed, start=at, **kwargs))
-                k += 1
-
-        try:
-            schedule()
-            while pending:
-                batch = pending.pop(0).result()
-                schedule()
-                yield batch
-        finally:
-            for f in pending:
-                f.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    # --- models, names, assets -------------------------------------------------------------------
-    def models(self) -> list[dict]:
-        return self._send(Call("GET", "/models", _json))["models"]
-
+    # --- models, assets, health ------------------------------------------------------------------
     def model(self, name: str) -> dict:
-        return self._send(Call("GET", f"/models/{name}", _json))
+        """Same as client.models.retrieve(name)."""
+        return self.models.retrieve(name)
 
     def classes(self, q: str | None = None, *, model: str | None = None, mechanism: str | None = None) -> dict:
-        """Class names per mechanism; with q, the matches and how q resolves."""
-        name = model or self._send(Call("GET", "/models", _json))["default"]
-        call = Call("GET", f"/models/{name}/classes", _json, params=_clean({"q": q, "mechanism": mechanism}))
-        return self._send(call)
+        """Class names per mechanism; with q, the matches and how q resolves (client.models.classes)."""
+        return self.models.classes(q, model=model, mechanism=mechanism)
 
-    def upload_asset(self, name: str, image: "str | os.PathLike | bytes | Image.Image", description: str = "") -> dict:
-        return self._send(_Calls.upload_asset(name, image, description))
+    def upload_asset(self, name: str, image: ImageInput, description: str = "") -> dict:
+        """Same as client.assets.upload(name, image, description)."""
+        return self.assets.upload(name, image, description)
 
     def health(self) -> dict:
-        return self._send(Call("GET", "/healthz", _json))
+        return self._transport.send(Call("GET", "/healthz", json_body))
 
     def ready(self) -> dict:
-        return self._send(Call("GET", "/readyz", _json))
+        return self._transport.send(Call("GET", "/readyz", json_body))
 
-    # --- batch jobs (cgn_client.batch, the batch queue's SDK) -------------------------------------
-    def submit_batch(self, *args: Any, **kwargs: Any) -> Any:
-        """Queue a large generation job; see cgn_client.batch."""
-        from cgn_client import batch
-
-        return batch.submit_batch(self, *args, **kwargs)
+    # --- batch jobs ------------------------------------------------------------------------------
+    def submit_batch(self, n: int | None = None, *, retries: int | None = None, **options: Any) -> BatchJob:
+        """Queue a large generation job (client.batches.submit; options in its docstring and docs/batch.md)."""
+        return self.batches.submit(n, retries=retries, **options)
 
 
-class AsyncCGNClient(_Base):
-    """The asyncio twin of CGNClient: same methods, awaited."""
+class AsyncCGNClient(_Options):
+    """The asyncio twin of CGNClient: same constructor and methods, awaited; `async with` or aclose()."""
 
-    def __init__(self, base_url: str | None = None, api_key: str | None = None, **kwargs: Any):
-        super().__init__(base_url, api_key, **kwargs)
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=self.timeout)
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, **options: Any):
+        super().__init__(base_url, api_key, **options)
+        http_client = options.get("http_client")
+        self._transport = AsyncTransport(self.base_url, self.headers, self.timeout, self.retry_policy, http_client)
+        self.models = AsyncModels(self._transport)
+        self.assets = AsyncAssets(self._transport)
+        self.batches = AsyncBatches(self._transport, self.outage_timeout)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> "AsyncCGNClient":
         return self
@@ -346,26 +211,8 @@ class AsyncCGNClient(_Base):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send(self, call: Call[T]) -> T:
-        attempt = 0
-        while True:
-            try:
-                response = await self._http.request(call.method, call.path, **self._request_kwargs(call))
-            except httpx.TimeoutException as exc:
-                if attempt >= self.max_retries:
-                    raise APITimeoutError(f"request to {call.path} timed out: {exc}", exc.request) from exc
-                await asyncio.sleep(self._delay(attempt, None))
-            except httpx.TransportError as exc:
-                if attempt >= self.max_retries:
-                    raise APIConnectionError(f"could not reach {self.base_url}: {exc}") from exc
-                await asyncio.sleep(self._delay(attempt, None))
-            else:
-                if response.is_success:
-                    return call.parse(response)
-                if response.status_code not in RETRY_STATUS or attempt >= self.max_retries:
-                    raise error_from_response(response)
-                await asyncio.sleep(self._delay(attempt, response))
-            attempt += 1
+    async def request(self, call: Call[T], *, max_retries: int | None = None, outage_timeout: float | None = None) -> T:
+        return await self._transport.send(call, max_retries=max_retries, outage_timeout=outage_timeout)
 
     async def counterfactual(
         self,
@@ -380,8 +227,18 @@ class AsyncCGNClient(_Base):
         truncation: float | None = None,
         format: str = "png",
     ) -> Counterfactual:
-        call = _Calls.counterfactual(shape, texture, bg, seed, seeds, outputs, model, truncation, format)
-        return await self._send(call)
+        call = counterfactual_request(
+            shape,
+            texture,
+            bg,
+            seed=seed,
+            seeds=seeds,
+            outputs=outputs,
+            model=model,
+            truncation=truncation,
+            format=format,
+        )
+        return await self._transport.send(call)
 
     async def mechanism(
         self,
@@ -392,7 +249,8 @@ class AsyncCGNClient(_Base):
         model: str | None = None,
         truncation: float | None = None,
     ) -> Image.Image:
-        return await self._send(_Calls.mechanism(mechanism, label, seed, model, truncation))
+        call = mechanism_request(mechanism, label, seed=seed, model=model, truncation=truncation)
+        return await self._transport.send(call)
 
     async def sample_batch(
         self,
@@ -410,66 +268,36 @@ class AsyncCGNClient(_Base):
         truncation: float | None = None,
         as_torch: bool = False,
     ) -> SampleBatch:
-        call = _Calls.samples(
-            n, seed, start, shape, texture, bg, policy, cfs_per_shape, model, outputs, truncation, as_torch
+        call = samples_request(
+            n,
+            seed=seed,
+            start=start,
+            shape=shape,
+            texture=texture,
+            bg=bg,
+            policy=policy,
+            cfs_per_shape=cfs_per_shape,
+            model=model,
+            outputs=outputs,
+            truncation=truncation,
+            as_torch=as_torch,
         )
-        return await self._send(call)
-
-    async def batches(
-        self,
-        batch_size: int,
-        *,
-        num_batches: int | None = None,
-        prefetch: int = 2,
-        seed: int = 0,
-        start: int = 0,
-        **kwargs: Any,
-    ) -> AsyncIterator[SampleBatch]:
-        """Consecutive batches of the stream `seed`, `prefetch` requests in flight."""
-        pending: list[asyncio.Task] = []
-        k = 0
-
-        def schedule() -> None:
-            nonlocal k
-            while len(pending) < max(1, prefetch) and (num_batches is None or k < num_batches):
-                at = start + k * batch_size
-                pending.append(asyncio.ensure_future(self.sample_batch(batch_size, seed=seed, start=at, **kwargs)))
-                k += 1
-
-        try:
-            schedule()
-            while pending:
-                batch = await pending.pop(0)
-                schedule()
-                yield batch
-        finally:
-            for t in pending:
-                t.cancel()
-
-    async def models(self) -> list[dict]:
-        return (await self._send(Call("GET", "/models", _json)))["models"]
+        return await self._transport.send(call)
 
     async def model(self, name: str) -> dict:
-        return await self._send(Call("GET", f"/models/{name}", _json))
+        return await self.models.retrieve(name)
 
     async def classes(self, q: str | None = None, *, model: str | None = None, mechanism: str | None = None) -> dict:
-        name = model or (await self._send(Call("GET", "/models", _json)))["default"]
-        call = Call("GET", f"/models/{name}/classes", _json, params=_clean({"q": q, "mechanism": mechanism}))
-        return await self._send(call)
+        return await self.models.classes(q, model=model, mechanism=mechanism)
 
-    async def upload_asset(
-        self, name: str, image: "str | os.PathLike | bytes | Image.Image", description: str = ""
-    ) -> dict:
-        return await self._send(_Calls.upload_asset(name, image, description))
+    async def upload_asset(self, name: str, image: ImageInput, description: str = "") -> dict:
+        return await self.assets.upload(name, image, description)
 
     async def health(self) -> dict:
-        return await self._send(Call("GET", "/healthz", _json))
+        return await self._transport.send(Call("GET", "/healthz", json_body))
 
     async def ready(self) -> dict:
-        return await self._send(Call("GET", "/readyz", _json))
+        return await self._transport.send(Call("GET", "/readyz", json_body))
 
-    async def submit_batch(self, *args: Any, **kwargs: Any) -> Any:
-        """Queue a large generation job; see cgn_client.batch."""
-        from cgn_client import batch
-
-        return await batch.asubmit_batch(self, *args, **kwargs)
+    async def submit_batch(self, n: int | None = None, *, retries: int | None = None, **options: Any) -> AsyncBatchJob:
+        return await self.batches.submit(n, retries=retries, **options)

@@ -10,7 +10,7 @@ class CGNError(Exception):
 
 
 class APIConnectionError(CGNError):
-    """The server could not be reached (after retries)."""
+    """The server could not be reached (after retries; for a wait, after its outage_timeout)."""
 
     def __init__(self, message: str, request: httpx.Request | None = None):
         super().__init__(message)
@@ -93,6 +93,14 @@ class OverloadedError(APIStatusError):
 
 class InternalServerError(APIStatusError):
     pass
+
+
+class BatchJobError(CGNError):
+    """A batch job ended failed or cancelled; `.status` is its last status."""
+
+    def __init__(self, message: str, status: dict[str, Any]):
+        super().__init__(message)
+        self.status = status
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "service"))
-from servers import ThreadServer, service_settings  # noqa: E402
+from servers import ThreadServer, free_port, service_settings  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def api(random_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
+    """No Redis behind it (a port nothing listens on): batch routes answer 503, and no job lands anywhere."""
     tmp = tmp_path_factory.mktemp("client-api")
-    srv = ThreadServer(service_settings(random_store, tmp, max_wait_ms=2, api_keys=["sdk-key"])).start()
+    no_redis = {"redis_url": f"redis://127.0.0.1:{free_port()}/0", "results_dir": str(tmp / "results")}
+    srv = ThreadServer(service_settings(random_store, tmp, max_wait_ms=2, api_keys=["sdk-key"], **no_redis)).start()
     yield srv
     srv.stop()
 

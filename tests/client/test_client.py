@@ -22,8 +22,8 @@ from cgn_client import (
     OverloadedError,
     UnknownNameError,
     asset,
+    parse_retry_after,
 )
-from cgn_client._client import _retry_after
 from PIL import Image
 
 pytestmark = pytest.mark.slow
@@ -56,6 +56,8 @@ def test_async_twin_gives_the_same_results(client, api):
             batch = await ac.sample_batch(6, seed=9)
             mech = await ac.mechanism("texture", 4, seed=2)
             models = await ac.models()
+            assert await ac.models.retrieve("mnist-test") == await ac.model("mnist-test")
+            assert (await ac.models.classes("seven"))["mechanisms"]["shape"]["resolved"]["id"] == 7
             batches = [b async for b in ac.batches(3, num_batches=2, seed=9)]
             with pytest.raises(UnknownNameError):
                 await ac.counterfactual(shape="sevn")
@@ -113,6 +115,21 @@ def test_models_classes_and_assets(client, tmp_path):
     assert client.health() == {"status": "ok"} and client.ready()["status"] == "ready"
 
 
+def test_namespaces_models_assets_batches(client, api):
+    assert client.models() == client.models.list() and client.models.default() == "mnist-test"
+    assert client.models.retrieve("mnist-test") == client.model("mnist-test")
+    assert client.models.classes("three") == client.classes("three", model="mnist-test")
+    info = client.assets.upload("dot", Image.new("RGB", (6, 4), (250, 0, 0)), "a red dot")
+    assert info["name"] == "dot" and "dot" in {a["name"] for a in client.assets.list()}
+    assert client.assets.image("dot").size == (info["width"], info["height"])
+    # client.batches is the job API, and called it is the prefetching /samples iterator
+    assert callable(client.batches) and callable(client.batches.submit) and callable(client.batches.get)
+    with pytest.raises(TypeError):  # a bad option fails at the call, not later in the prefetch thread
+        client.batches(2, colour=3)
+    with CGNClient(api.url, api_key=KEY, max_retries=0) as c, pytest.raises(OverloadedError):
+        c.batches.submit(4)  # this server has no Redis: 503 (no retries asked)
+
+
 def test_typed_errors_carry_the_server_message(client, api):
     with pytest.raises(UnknownNameError) as e:
         client.counterfactual(shape="sevn")
@@ -142,7 +159,7 @@ def test_retries_honour_retry_after_on_503(busy_api):
         results = list(pool.map(lambda o: patient.counterfactual(shape=1, outputs=list(o)), bodies))
     assert all(r.model == "mnist-test" for r in results)
     assert time.monotonic() - started >= 1.0  # at least one request slept Retry-After: 1
-    assert _retry_after("2") == 2.0 and _retry_after(None) is None and _retry_after("soon") is None
+    assert parse_retry_after("2") == 2.0 and parse_retry_after(None) is None and parse_retry_after("soon") is None
 
 
 def _try(client, outputs):
