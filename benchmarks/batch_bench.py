@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from cpu_time import cpu_seconds  # noqa: E402
 
-from cgn.generate import counterfactuals, to_uint8  # noqa: E402
 from cgn.mnist.model import MnistCGN, MnistCGNConfig  # noqa: E402
+from cgn.pipeline import generate  # noqa: E402
 from model_store import Manifest, ModelStore, save_model  # noqa: E402
 from service.batch.queue import BatchQueue, QueueConfig  # noqa: E402
 from service.batch.spec import BatchSpec, samples  # noqa: E402
@@ -83,9 +83,7 @@ def raw(store: ModelStore, spec: BatchSpec, batch_size: int) -> tuple[float, flo
         start, stop = spec.chunk_range(k)
         p = samples(spec, start, stop)
         for b in range(0, len(p.keys), batch_size):
-            y = torch.from_numpy(p.labels[b : b + batch_size].copy())
-            s = torch.from_numpy(p.seeds[b : b + batch_size].copy())
-            to_uint8(counterfactuals(model, y, s, spec.outputs)["composite"]).numpy()
+            generate(model, p.labels[b : b + batch_size], p.seeds[b : b + batch_size], spec.outputs)
     return spec.n / (time.perf_counter() - t0), 1000 * (time.process_time() - c0) / spec.n
 
 

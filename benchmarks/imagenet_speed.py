@@ -3,7 +3,7 @@
 The baseline is how the official repository generates data (imagenet/generate_data.py): one image at a
 time, fp32, through the CGN's full forward (spectral norms recomputed every call, and it also runs the
 pseudo ground-truth BigGAN and the U2-Net on the background: 4 BigGANs + 2 U2-Nets per image). Ours is
-`cgn.generate.counterfactuals` on the inference model (3 BigGANs + 1 U2-Net per image, folded spectral
+`cgn.pipeline.counterfactuals` on the inference model (3 BigGANs + 1 U2-Net per image, folded spectral
 norms, per-sample seeded noise), over batch sizes and dtypes. Both run in the same process on the same
 random weights, so the printed ratios are measured in one run. On CUDA it also reports peak memory per
 batch size, the card, and the max / mean abs difference of bf16 / fp16 composites against fp32.
@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from cgn.generate import counterfactuals
 from cgn.imagenet.model import ImagenetCGN, ImagenetCGNConfig
+from cgn.pipeline import counterfactuals
 
 
 def sync(device: torch.device) -> None:

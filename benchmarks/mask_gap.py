@@ -33,9 +33,9 @@ from cgn_classifier.data import Counterfactuals  # noqa: E402
 from export_mnist_variant import export  # noqa: E402
 
 from cgn.compose import compose  # noqa: E402
-from cgn.generate import counterfactuals  # noqa: E402
 from cgn.mnist import datasets  # noqa: E402
 from cgn.mnist.digits import binary_digits, load_mnist  # noqa: E402
+from cgn.pipeline import counterfactuals  # noqa: E402
 from cgn.sampling import plan  # noqa: E402
 from model_store.store import ModelStore  # noqa: E402
 

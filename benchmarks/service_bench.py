@@ -49,12 +49,12 @@ def pick_model(name: str, tmp: Path) -> tuple[Path | None, str, str]:
 
 
 def raw_images_per_s(root: Path | None, name: str, batch: int, seconds: float, device: str) -> float:
+    from cgn.pipeline import generate
     from cgn.sampling import plan
     from service.runner import load_model
     from service.settings import Settings
 
     loaded = load_model(Settings(model_store=root, device=device), name)
-    from service.runner import generate
 
     classes = tuple(len(loaded.manifest.vocabulary[m]) for m in ("shape", "texture", "background"))
     done, start, k = 0, time.perf_counter(), 0

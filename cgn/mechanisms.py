@@ -35,30 +35,56 @@ class CounterfactualModel(nn.Module):
     batch only where a probe shows it gives those very bits.
     On CUDA the chunk is `cuda_forward_rows`: a GPU computes a few hundred small rows in the time of
     one, so padding a lone request costs it little, while 4-row forwards would leave it idle.
+    A truncation is an argument of each call, never a change to the model, so one loaded model serves
+    every truncation at once; `takes_truncation` says whether a model has one (BigGAN's noise scale).
     """
 
     forward_rows: int = 4  # 2: -30 % batch throughput; 8: 2x single-request latency (MNIST CGN, 1 CPU thread)
     cuda_forward_rows: int = 256
     cpu_fast_rows: tuple[int, ...] = ()  # larger CPU chunks, used where they give the same bits (_same_bits_rows)
+    takes_truncation: bool = False  # True where `truncation` may be given (None: the model's configured default)
 
     num_classes: int
     image_size: int
 
-    def shape(self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor) -> dict[str, Tensor]:
+    def shape(
+        self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor, truncation: float | None = None
+    ) -> dict[str, Tensor]:
         """The mask, and the premask it was made from (the same tensor for the MNIST CGNs)."""
+        kw = self._truncation_kw(truncation)
         y, s = self._inputs("shape", labels, seeds)
-        return self._run_padded("shape", lambda yy, ss: self._shape(yy, ss), y, s)
+        return self._run_padded("shape", lambda yy, ss: self._shape(yy, ss, **kw), y, s)
 
-    def texture(self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor) -> Tensor:
+    def texture(
+        self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor, truncation: float | None = None
+    ) -> Tensor:
         """The foreground (texture) image."""
+        kw = self._truncation_kw(truncation)
         y, s = self._inputs("texture", labels, seeds)
-        out = self._run_padded("texture", lambda yy, ss: {"foreground": self._texture(yy, ss)}, y, s)
+        out = self._run_padded("texture", lambda yy, ss: {"foreground": self._texture(yy, ss, **kw)}, y, s)
         return out["foreground"]
 
-    def background(self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor) -> Tensor:
+    def background(
+        self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor, truncation: float | None = None
+    ) -> Tensor:
+        kw = self._truncation_kw(truncation)
         y, s = self._inputs("background", labels, seeds)
-        out = self._run_padded("background", lambda yy, ss: {"background": self._background(yy, ss)}, y, s)
+        out = self._run_padded("background", lambda yy, ss: {"background": self._background(yy, ss, **kw)}, y, s)
         return out["background"]
+
+    def check_truncation(self, truncation: float | None) -> None:
+        """Refuse a truncation this model cannot take, or one outside (0, 1], with a ValueError."""
+        if truncation is None:
+            return
+        if not self.takes_truncation:
+            raise ValueError(f"truncation: {type(self).__name__} takes no truncation, got {truncation}")
+        if not 0 < truncation <= 1:
+            raise ValueError(f"truncation: must be in (0, 1], got {truncation}")
+
+    def _truncation_kw(self, truncation: float | None) -> dict[str, float]:
+        """What the mechanisms get: nothing for None, so a model without a truncation keeps (y, seeds)."""
+        self.check_truncation(truncation)
+        return {} if truncation is None else {"truncation": truncation}
 
     def _inputs(self, mechanism: str, labels, seeds) -> tuple[Tensor, list[int]]:
         y = check_labels(f"{mechanism} label", labels, self.num_classes)
@@ -117,11 +143,12 @@ class CounterfactualModel(nn.Module):
     def _device(self) -> torch.device:
         raise NotImplementedError
 
-    def _shape(self, y: Tensor, seeds: list[int]) -> dict[str, Tensor]:
+    # `truncation` comes only where takes_truncation, as a value check_truncation accepted.
+    def _shape(self, y: Tensor, seeds: list[int], truncation: float | None = None) -> dict[str, Tensor]:
         raise NotImplementedError
 
-    def _texture(self, y: Tensor, seeds: list[int]) -> Tensor:
+    def _texture(self, y: Tensor, seeds: list[int], truncation: float | None = None) -> Tensor:
         raise NotImplementedError
 
-    def _background(self, y: Tensor, seeds: list[int]) -> Tensor:
+    def _background(self, y: Tensor, seeds: list[int], truncation: float | None = None) -> Tensor:
         raise NotImplementedError

@@ -23,10 +23,10 @@ def _label(value: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    import numpy as np
 
-    from cgn.generate import counterfactuals
     from cgn.mnist.sheet import save_grid
+    from cgn.pipeline import generate
     from model_store import ModelStore
 
     loaded = ModelStore(args.store).load(args.model)
@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
         manifest.vocab(m).resolve(m, _label(v)).id
         for m, v in (("shape", args.shape), ("texture", args.texture), ("background", args.background))
     ]
-    seeds = torch.arange(args.seed, args.seed + args.n).unsqueeze(1).expand(-1, 3)
-    labels = torch.tensor(ids).expand(args.n, 3)
-    out = counterfactuals(loaded.model, labels, seeds, ["composite", "mask", "foreground", "background"])
+    seeds = np.repeat(np.arange(args.seed, args.seed + args.n, dtype=np.int64)[:, None], 3, axis=1)
+    labels = np.tile(np.array(ids, dtype=np.int64), (args.n, 1))
+    out = generate(loaded.model, labels, seeds, ["composite", "mask", "foreground", "background"])
     save_grid([out["composite"], out["mask"], out["foreground"], out["background"]], args.out, scale=3)
     names = [manifest.vocabulary[m][i] for m, i in zip(("shape", "texture", "background"), ids, strict=True)]
     print(f"wrote {args.out}: shape={names[0]} texture={names[1]} background={names[2]}, seeds {args.seed}..")

@@ -32,6 +32,12 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)  # where official weights came from
     format_version: int = FORMAT_VERSION
 
+    @property
+    def takes_truncation(self) -> bool:
+        """Whether a request may give a truncation: the model's config has one (BigGAN's noise scale).
+        Read from the manifest, so callers know without loading the model."""
+        return "truncation" in self.config
+
     def vocab(self, mechanism: str) -> Vocabulary:
         """The mechanism's name resolver; the architecture may supply a richer one (ImageNet: WordNet)."""
         from cgn import registry

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from cgn.generate import counterfactuals
 from cgn.mnist.sheet import save_grid
+from cgn.pipeline import counterfactuals
 from model_store import ModelStore
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "images"

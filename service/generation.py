@@ -13,9 +13,9 @@ from service.runner import BatchKey, QueueFull, Work
 
 
 def check_truncation(manifest: Manifest, truncation: float | None) -> None:
-    """Only a model whose config has a BigGAN truncation takes one (the manifest says so, so a batch
-    submission can check it where the model is not loaded)."""
-    if truncation is not None and "truncation" not in manifest.config:
+    """Only a model that takes a truncation gets one (the manifest says so, so a batch submission can
+    check it where the model is not loaded)."""
+    if truncation is not None and not manifest.takes_truncation:
         raise InvalidInput(
             f"truncation: model {manifest.name!r} ({manifest.architecture}) takes no truncation", "truncation"
         )

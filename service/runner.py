@@ -10,14 +10,13 @@ The wait is adaptive: the HTTP layer announces each generation request (`announc
 waits for company only while other requests are inside the server (being parsed, or being answered:
 under load their clients come right back). A lone client never waits; concurrent ones fill the batch.
 
-The batch worker (service.batch) loads and runs models through `load_model` and `generate`, so a
-sample of a batch job has the same bytes as the same sample served here.
+Forward passes go through `cgn.pipeline.generate` with the key's truncation as an argument, as the
+batch worker's do, so a sample of a batch job has the same bytes as the same sample served here.
 """
 
 import concurrent.futures
 import contextlib
 import contextvars
-import dataclasses
 import logging
 import threading
 import time
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from cgn.generate import counterfactuals, to_uint8
+from cgn.pipeline import generate
 from model_store import LoadedModel, ModelStore
 from service.settings import Settings
 
@@ -43,43 +42,6 @@ def model_store(settings: Settings) -> ModelStore:
 def load_model(settings: Settings, name: str) -> LoadedModel:
     """Load `name` from the store onto settings.device, in eval mode (raises NotInstalled / KeyError)."""
     return model_store(settings).load(name, settings.device)
-
-
-def generate(
-    model: torch.nn.Module,
-    labels: np.ndarray,
-    seeds: np.ndarray,
-    outputs: tuple[str, ...] = ("composite",),
-    overrides: dict[str, torch.Tensor] | None = None,
-    truncation: float | None = None,
-) -> dict[str, np.ndarray]:
-    """labels, seeds: int64 (n, 3). Returns uint8 NCHW arrays per output. The one inference path:
-    the micro-batching runner and the batch-job renderer both call it."""
-    labels_t = torch.tensor(np.asarray(labels), dtype=torch.long)  # a copy: explicit label tables are read-only
-    seeds_t = torch.tensor(np.asarray(seeds), dtype=torch.long)
-    device = next(model.parameters()).device
-    ov = {k: v.to(device) for k, v in (overrides or {}).items()}
-    with truncated(model, truncation):
-        out = counterfactuals(model, labels_t, seeds_t, outputs, ov)
-    return {k: to_uint8(v).numpy() for k, v in out.items()}
-
-
-def supports_truncation(model: torch.nn.Module) -> bool:
-    return hasattr(getattr(model, "config", None), "truncation")
-
-
-@contextlib.contextmanager
-def truncated(model: torch.nn.Module, truncation: float | None) -> Iterator[None]:
-    """Run with another BigGAN truncation (config.truncation); only the model owner's thread calls this."""
-    if truncation is None or not supports_truncation(model) or model.config.truncation == truncation:
-        yield
-        return
-    previous = model.config
-    model.config = dataclasses.replace(previous, truncation=truncation)
-    try:
-        yield
-    finally:
-        model.config = previous
 
 
 @dataclass(frozen=True)
@@ -266,7 +228,7 @@ class Runner:
         for start in range(0, len(labels), step):  # one large request (POST /samples) runs in chunks
             part = generate(
                 loaded.model, labels[start : start + step], seeds[start : start + step], key.outputs,
-                batch[0].overrides, key.truncation,
+                truncation=key.truncation, overrides=batch[0].overrides,
             )  # fmt: skip
             for k, v in part.items():
                 out[k].append(v)

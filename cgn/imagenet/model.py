@@ -57,6 +57,7 @@ class InferenceOptions:
 
 
 class ImagenetCGN(CounterfactualModel):
+    takes_truncation = True  # per call; None: config.truncation
     forward_rows = 2  # a 256-px sample is heavy: pad single requests to 2 rows, not 8
     cuda_forward_rows = 8  # fp32 on an H200: 16, 32, 64 rows buy +4, +17, +32 % images/s for 2x, 3x, 6x lone latency
 
@@ -101,32 +102,36 @@ class ImagenetCGN(CounterfactualModel):
         return self
 
     # ---- differentiable forward passes on explicit inputs (training, interpolation) ---------------------
+    # `truncation`: BigGAN's for this call; None is the configured one (config.truncation), which stays as is.
+    def _truncation(self, truncation: float | None = None) -> float:
+        return self.config.truncation if truncation is None else truncation
+
     def one_hot(self, y: Tensor) -> Tensor:
         return F.one_hot(y.to(self._device()), self.num_classes).float()
 
-    def noise(self, seeds: list[int]) -> Tensor:
+    def noise(self, seeds: list[int], truncation: float | None = None) -> Tensor:
         """Truncated normal u, one row per sample from that sample's own generator (on the CPU)."""
         unique, rows = distinct(seeds)
-        return truncated_normal([generator(s) for s in unique], LATENT_SIZE, self.config.truncation)[rows]
+        return truncated_normal([generator(s) for s in unique], LATENT_SIZE, self._truncation(truncation))[rows]
 
     def _part(self, name: str) -> nn.Module:
         return self.inference.compiled.get(name) or getattr(self, name)
 
-    def premask_from(self, u: Tensor, y_vec: Tensor) -> Tensor:
+    def premask_from(self, u: Tensor, y_vec: Tensor, truncation: float | None = None) -> Tensor:
         """The shape IM's raw output in [-1, 1] (an image whose salient object becomes the mask)."""
-        return self._part("f_shape")(u, y_vec, self.config.truncation)
+        return self._part("f_shape")(u, y_vec, self._truncation(truncation))
 
     def mask_from(self, premask: Tensor) -> Tensor:
         return self._part("u2net")(premask).clamp(MASK_EPS, 1 - MASK_EPS)
 
-    def texture_from(self, u: Tensor, y_vec: Tensor) -> Tensor:
-        return self._part("f_text")(u, y_vec, self.config.truncation)
+    def texture_from(self, u: Tensor, y_vec: Tensor, truncation: float | None = None) -> Tensor:
+        return self._part("f_text")(u, y_vec, self._truncation(truncation))
 
-    def background_from(self, u: Tensor, y_vec: Tensor) -> Tensor:
-        return self._part("f_bg")(u, y_vec, self.config.truncation)
+    def background_from(self, u: Tensor, y_vec: Tensor, truncation: float | None = None) -> Tensor:
+        return self._part("f_bg")(u, y_vec, self._truncation(truncation))
 
-    def ground_truth_from(self, u: Tensor, y_vec: Tensor) -> Tensor:
-        return self.biggan_GT(u, y_vec, self.config.truncation)
+    def ground_truth_from(self, u: Tensor, y_vec: Tensor, truncation: float | None = None) -> Tensor:
+        return self.biggan_GT(u, y_vec, self._truncation(truncation))
 
     # ---- CounterfactualModel: validated labels and seeds -> images in [0, 1] ----------------------------
     def _device(self) -> torch.device:
@@ -138,25 +143,25 @@ class ImagenetCGN(CounterfactualModel):
             return contextlib.nullcontext()
         return torch.autocast(self._device().type, dtype=dtype)
 
-    def _prepare(self, y: Tensor, seeds: list[int]) -> tuple[Tensor, Tensor]:
-        return self.noise(seeds).to(self._device()), self.one_hot(y)
+    def _prepare(self, y: Tensor, seeds: list[int], truncation: float | None) -> tuple[Tensor, Tensor]:
+        return self.noise(seeds, truncation).to(self._device()), self.one_hot(y)
 
-    def _shape(self, y: Tensor, seeds: list[int]) -> dict[str, Tensor]:
-        u, y_vec = self._prepare(y, seeds)
+    def _shape(self, y: Tensor, seeds: list[int], truncation: float | None = None) -> dict[str, Tensor]:
+        u, y_vec = self._prepare(y, seeds, truncation)
         with self._autocast():
-            premask = self.premask_from(u, y_vec)
+            premask = self.premask_from(u, y_vec, truncation)
             mask = self.mask_from(premask)
         return {"mask": mask.float(), "premask": (premask.float() + 1) / 2}
 
-    def _texture(self, y: Tensor, seeds: list[int]) -> Tensor:
-        u, y_vec = self._prepare(y, seeds)
+    def _texture(self, y: Tensor, seeds: list[int], truncation: float | None = None) -> Tensor:
+        u, y_vec = self._prepare(y, seeds, truncation)
         with self._autocast():
-            return (self.texture_from(u, y_vec).float() + 1) / 2
+            return (self.texture_from(u, y_vec, truncation).float() + 1) / 2
 
-    def _background(self, y: Tensor, seeds: list[int]) -> Tensor:
-        u, y_vec = self._prepare(y, seeds)
+    def _background(self, y: Tensor, seeds: list[int], truncation: float | None = None) -> Tensor:
+        u, y_vec = self._prepare(y, seeds, truncation)
         with self._autocast():
-            return (self.background_from(u, y_vec).float() + 1) / 2
+            return (self.background_from(u, y_vec, truncation).float() + 1) / 2
 
     # ---- speed --------------------------------------------------------------------------------------------
     def optimize_for_inference(

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from cgn.generate import to_uint8
+from cgn.pipeline import to_uint8
 
 
 def grid(images: Tensor, columns: int, pad: int = 2) -> Tensor:

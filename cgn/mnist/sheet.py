@@ -7,21 +7,24 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from cgn.pipeline import to_uint8
 
-def save_grid(rows: list[Tensor], path: Path, scale: int = 2, pad: int = 2) -> None:
-    """Each row: (n, 3, H, W) in [0, 1] (or [-1, 1] if it has negatives); written as one PNG."""
+
+def save_grid(rows: list[Tensor | np.ndarray], path: Path, scale: int = 2, pad: int = 2) -> None:
+    """Each row: (n, C, H, W) uint8, as cgn.pipeline.generate returns, or floats in [0, 1] (or [-1, 1]
+    if it has negatives), rounded as the pipeline rounds; 1-channel rows turn grey. Written as one PNG."""
     images = []
     for row in rows:
-        row = row.detach().float().cpu()
-        if row.min() < 0:
-            row = (row + 1) / 2
+        row = torch.as_tensor(row).detach().cpu()
+        if row.dtype != torch.uint8:
+            row = row.float()
+            row = to_uint8((row + 1) / 2 if row.min() < 0 else row)
         if row.shape[1] == 1:
             row = row.expand(-1, 3, -1, -1)
-        row = torch.nn.functional.pad(row.clamp(0, 1), (pad, pad, pad, pad), value=1.0)
+        row = torch.nn.functional.pad(row, (pad, pad, pad, pad), value=255)
         images.append(torch.cat(list(row), dim=2))
     grid = torch.cat(images, dim=1)
-    array = (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-    image = Image.fromarray(array)
+    image = Image.fromarray(grid.permute(1, 2, 0).contiguous().numpy())
     if scale != 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -191,7 +191,8 @@ class Trainer:
         off_b = torch.randint(0, self.model.image_size + 1, (n, 2), generator=self.gen)
         return u, self.model.texture_from(y, u, off_f), self.model.background_from(y, u, off_b)
 
-    def generate(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def sample_fakes(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Fakes for labels y with noise from the trainer's generator: composite, mask, foreground, background."""
         u, fg, bg = self.textures(y)
         mask = self.model.mask_from(y, u)
         return compose(mask, fg, bg), mask, fg, bg
@@ -268,7 +269,7 @@ class Trainer:
         # under the real digits' masks and compared with those very images.
         self.model.train()
         self.opt_g.zero_grad(set_to_none=True)
-        x_gen, mask, fg, bg = self.generate(y)
+        x_gen, mask, fg, bg = self.sample_fakes(y)
         x_tex = compose(digit, fg, bg)
         losses = {
             "adv": F.mse_loss(self.disc(x_gen, y), ones),

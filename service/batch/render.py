@@ -5,12 +5,12 @@ from collections.abc import Callable
 import numpy as np
 
 from cgn.mechanisms import CounterfactualModel
+from cgn.pipeline import generate
 from service.batch.shards import ShardData, write_npz, write_wds
 from service.batch.spec import BatchSpec, sample_key, samples
-from service.runner import generate as run_model
 
 
-def generate(
+def shard_data(
     model: CounterfactualModel,
     spec: BatchSpec,
     start: int,
@@ -25,7 +25,7 @@ def generate(
     parts: dict[str, list[np.ndarray]] = {o: [] for o in spec.outputs}
     for b in range(0, len(p.keys), batch_size):
         rows = slice(b, b + batch_size)
-        out = run_model(model, p.labels[rows], p.seeds[rows], spec.outputs, truncation=spec.truncation)
+        out = generate(model, p.labels[rows], p.seeds[rows], spec.outputs, truncation=spec.truncation)
         for name in spec.outputs:
             parts[name].append(out[name])
         if between is not None:
@@ -41,4 +41,4 @@ def encode(spec: BatchSpec, shard: ShardData) -> bytes:
 
 def render(model: CounterfactualModel, spec: BatchSpec, k: int, explicit: np.ndarray | None = None, **kw) -> bytes:
     start, stop = spec.chunk_range(k)
-    return encode(spec, generate(model, spec, start, stop, explicit, **kw))
+    return encode(spec, shard_data(model, spec, start, stop, explicit, **kw))

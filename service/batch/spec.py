@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from cgn.generate import check_outputs
 from cgn.mechanisms import MECHANISMS
 from cgn.noise import check_seed
+from cgn.pipeline import check_outputs
 from cgn.sampling import SamplePlan, plan
 
 FORMATS = ("npz", "wds")

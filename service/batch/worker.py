@@ -23,7 +23,7 @@ import torch
 from model_store import ModelStore
 from service.batch import cleanup
 from service.batch.queue import ACTIVE, BatchQueue, Delivery
-from service.batch.render import encode, generate
+from service.batch.render import encode, shard_data
 from service.batch.store import ResultStore
 
 log = logging.getLogger("cgn.batch.worker")
@@ -194,7 +194,7 @@ class Worker:
         relpath = f"{d.job_id}/{spec.shard_name(d.chunk)}"
         if d.deliveries == 1 or not store.exists(relpath):  # a redelivery may find the shard already written
             model = self._model(spec.model)
-            shard = generate(model, spec, start, stop, explicit, self.batch_size, lambda: self._between(d))
+            shard = shard_data(model, spec, start, stop, explicit, self.batch_size, lambda: self._between(d))
             store.put(relpath, encode(spec, shard))
         self._settle(d, stop - start)
         self.metrics.chunks_done += 1

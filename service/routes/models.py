@@ -31,7 +31,7 @@ def describe(entry: Entry, services: Services) -> dict:
         "description": m.description,
         "mechanisms": {mech: {"classes": len(m.vocabulary[mech])} for mech in MECHANISMS},
         "outputs": ["composite", "mask", "premask", "foreground", "background"],
-        "truncation": m.architecture.startswith("imagenet"),
+        "truncation": m.takes_truncation,
     }
 
 

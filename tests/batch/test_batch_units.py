@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from cgn.generate import counterfactuals, to_uint8
+from cgn.pipeline import counterfactuals, to_uint8
 from cgn.sampling import plan
 from model_store import ModelStore
 from service.batch.cleanup import forget_dead_workers, sweep
 from service.batch.labels import csv_rows
 from service.batch.queue import BatchQueue, QueueConfig, QueueFull
-from service.batch.render import generate, render
+from service.batch.render import render, shard_data
 from service.batch.shards import read_shard
 from service.batch.spec import BatchSpec
 from service.batch.store import ResultStore
@@ -75,10 +75,10 @@ def test_shards_match_one_big_batch_of_the_core_and_are_byte_stable(model):
 def test_explicit_labels_keep_seeds_from_the_job_seed(model):
     table = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
     s = spec_of(n=3, explicit=True)
-    shard = generate(model, s, 0, 3, table)
+    shard = shard_data(model, s, 0, 3, table)
     assert (shard.labels == table).all() and (shard.seeds == plan(3, 0, 3, 10).seeds).all()
     with pytest.raises(ValueError, match="explicit"):
-        generate(model, s, 0, 3, None)
+        shard_data(model, s, 0, 3, None)
 
 
 def test_labels_table_lists_every_sample_with_names():
@@ -194,17 +194,17 @@ def test_a_retried_submit_with_the_same_idempotency_key_queues_once(queue):
 
 def test_a_batch_job_renders_at_its_truncation_as_the_sync_path_does():
     """ImageNet: shard bytes at the spec's truncation t equal the runner's at t (what /counterfactual
-    serves with truncation t) and differ at another t; the model's own truncation is back afterwards."""
+    serves with truncation t) and differ at another t; the model's own truncation is untouched."""
     from cgn.imagenet import model as imagenet
-    from service.runner import generate as run_sync
+    from cgn.pipeline import generate as run_sync
 
     model = imagenet.ImagenetCGN(imagenet.ImagenetCGNConfig.tiny()).init_random_(0).eval()
     vocab = {m: [str(i) for i in range(1000)] for m in ("shape", "texture", "background")}
     spec = BatchSpec(model="imagenet-cgn", n=3, seed=2, shard_size=3, truncation=0.4, vocabulary=vocab)
-    shard = generate(model, spec, 0, 3)
+    shard = shard_data(model, spec, 0, 3)
     p = plan(spec.seed, 0, 3, (1000, 1000, 1000))
     sync = run_sync(model, p.labels, p.seeds, ("composite",), truncation=0.4)
     assert (shard.images["composite"] == sync["composite"]).all()
-    other = generate(model, replace(spec, truncation=0.9), 0, 3)
+    other = shard_data(model, replace(spec, truncation=0.9), 0, 3)
     assert (other.images["composite"] != shard.images["composite"]).any()
     assert model.config.truncation == 0.5

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from cgn.generate import counterfactuals
 from cgn.mnist.model import MnistCGN, MnistCGNConfig, Upsample2x, from_official_state_dict, to_official_state_dict
+from cgn.pipeline import counterfactuals
 
 
 @pytest.fixture(scope="module")

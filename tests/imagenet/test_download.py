@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import torch
 
-from cgn.generate import counterfactuals
+from cgn.pipeline import counterfactuals
 from model_store import ModelStore
 from model_store.download import DownloadError
 from model_store.official import pull

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from cgn import registry
-from cgn.generate import counterfactuals
 from cgn.imagenet.biggan import biggan_config, build_biggan, init_random_
 from cgn.imagenet.model import ImagenetCGN, ImagenetCGNConfig, from_official_state_dict
 from cgn.mechanisms import OUTPUTS
+from cgn.pipeline import counterfactuals
 from tests.imagenet.helpers import tiny_model
 
 LABELS = torch.tensor([[345, 385, 970], [1, 2, 3], [999, 0, 500], [345, 345, 345]] * 2)
