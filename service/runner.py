@@ -29,6 +29,7 @@ import torch
 
 from cgn.pipeline import generate
 from model_store import LoadedModel, ModelStore
+from model_store.cache import ModelCache
 from service.settings import Settings
 
 log = logging.getLogger("cgn.service.runner")
@@ -93,8 +94,9 @@ class Runner:
         self._on_batch = on_batch  # (model, rows in the batch, queue depth after taking it)
         self._queue: deque[Work] = deque()
         self._cond = threading.Condition()
-        self._models: dict[str, LoadedModel] = {}
-        self._load_lock = threading.Lock()
+        # the models loaded at start-up never push each other out
+        size = max(settings.model_cache_size, len(settings.preload()))
+        self._models = ModelCache(model_store(settings), settings.device, size)
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._coming = 0  # requests announced by the HTTP layer and not submitted (or dropped) yet
@@ -103,20 +105,14 @@ class Runner:
 
     # --- models -------------------------------------------------------------------------------
     def loaded(self, name: str) -> LoadedModel | None:
-        return self._models.get(name)
+        return self._models.peek(name)
 
     def names(self) -> list[str]:
-        return sorted(self._models)
+        return self._models.names()
 
     def load(self, name: str) -> LoadedModel:
-        """Blocking; call from a worker thread. Loads once per process."""
-        if name in self._models:
-            return self._models[name]
-        with self._load_lock:
-            if name not in self._models:
-                log.info("loading model %s on %s", name, self.settings.device)
-                self._models[name] = load_model(self.settings, name)
-        return self._models[name]
+        """Blocking; call from a worker thread. Loads once per process (while in the cache)."""
+        return self._models.get(name)
 
     # --- queue --------------------------------------------------------------------------------
     def depth(self) -> int:

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     default_model: str = Field("mnist-wildlife", description="model used when a request names none")
     models: CommaList = Field(default_factory=list, description="models to load at start-up (default: the default)")
     device: str = Field("cpu", description="torch device of the model owner, e.g. cpu, cuda:0")
+    model_cache_size: int = Field(
+        4, ge=1, description="models kept loaded (at least those loaded at start-up); beyond: least recently used out"
+    )
 
     # HTTP server
     host: str = "127.0.0.1"

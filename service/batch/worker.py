@@ -20,7 +20,7 @@ from typing import Any
 import redis
 import torch
 
-from model_store import ModelStore
+from model_store import ModelCache, ModelStore
 from service.batch import cleanup
 from service.batch.queue import ACTIVE, BatchQueue, Delivery
 from service.batch.render import encode, shard_data
@@ -73,7 +73,7 @@ class Worker:
         self.batch_size, self.grace_s = batch_size, grace_s
         self.sweep_every_s, self.max_models = sweep_every_s, max_models
         self.metrics = Metrics()
-        self._loaded: dict[str, Any] = {}
+        self._models = ModelCache(models, device, max_models)
         self._stores: dict[str, ResultStore] = {}
         self._current: Delivery | None = None
         self._stop_at: float | None = None  # when SIGTERM came
@@ -225,12 +225,7 @@ class Worker:
                 backoff = min(2.0, backoff * 2)
 
     def _model(self, name: str):
-        if name not in self._loaded:
-            while len(self._loaded) >= self.max_models:
-                self._loaded.pop(next(iter(self._loaded)))
-            log.info("worker %s: loading model %s on %s", self.name, name, self.device)
-            self._loaded[name] = self.models.load(name, self.device)
-        return self._loaded[name].model
+        return self._models.get(name).model
 
     def _store(self, url: str) -> ResultStore:
         if url not in self._stores:
