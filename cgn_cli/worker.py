@@ -16,7 +16,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: CGN_THREADS, else 1)")
     p.add_argument("--batch-size", type=int, default=None, help="samples per forward pass")
     p.add_argument("--name", default=None, help="consumer name (default: host-pid-random)")
-    p.add_argument("--grace", type=float, default=30.0, help="seconds to finish the current chunk on SIGTERM")
+    p.add_argument("--grace", type=float, help="seconds to finish the current chunk on SIGTERM (default 30)")
     p.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle seconds")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     p.add_argument("--log-level", default="info")
@@ -31,9 +31,17 @@ def run(args: argparse.Namespace) -> int:
     from service.batch.worker import Worker, serve_metrics
     from service.settings import Settings
 
-    settings = Settings()
+    given = {
+        "device": args.device,
+        "threads": args.threads,
+        "redis_url": args.redis_url,
+        "model_store": args.model_store,
+        "batch_gen_batch_size": args.batch_size,
+        "batch_worker_grace_s": args.grace,
+    }
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    device = args.device or settings.device
+    device = settings.device
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
@@ -42,16 +50,17 @@ def run(args: argparse.Namespace) -> int:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0 or (dev.index or 0) >= count:
             raise ValueError(f"--device {device}: this machine has {count} CUDA device(s)")
-    threads = args.threads if args.threads is not None else (settings.threads or 1)
-    torch.set_num_threads(max(1, threads))
-    queue = BatchQueue.from_url(args.redis_url or settings.redis_url, QueueConfig.from_settings(settings))
+    torch.set_num_threads(max(1, settings.threads or 1))
+    queue = BatchQueue.from_url(settings.redis_url, QueueConfig.from_settings(settings))
     worker = Worker(
         queue,
-        ModelStore(args.model_store or settings.model_store),
+        ModelStore(settings.model_store),
         device=device,
         name=args.name,
-        batch_size=args.batch_size or settings.batch_gen_batch_size,
-        grace_s=args.grace,
+        batch_size=settings.batch_gen_batch_size,
+        grace_s=settings.batch_worker_grace_s,
+        sweep_every_s=settings.batch_sweep_s,
+        max_models=settings.batch_worker_models,
     )
     worker.install_signals()
     if args.metrics_port is not None:

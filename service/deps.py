@@ -1,40 +1,21 @@
-"""What handlers depend on: settings, API-key auth, the model runner, assets and name resolution."""
+"""What handlers depend on: the app's services and API-key auth."""
 
 import hmac
-from dataclasses import dataclass
+import threading
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
-from model_store import LoadedModel, Manifest, ModelStore, NotInstalled
-from service.assets import AssetStore
-from service.errors import ModelNotInstalled, NotFound, Unauthorized
-from service.metrics import Metrics
-from service.runner import Runner
-from service.settings import Settings
+from service.batch.queue import BatchQueue, QueueConfig
+from service.problems import Unauthorized
+from service.services import Services
 
 _bearer = HTTPBearer(auto_error=False, description="required when CGN_API_KEYS is set")
-
-
-@dataclass
-class Services:
-    """Everything one app instance owns; lives on app.state.services."""
-
-    settings: Settings
-    store: ModelStore
-    runner: Runner
-    assets: AssetStore
-    metrics: Metrics
 
 
 # Dependencies are `async def`: FastAPI would run plain functions in the thread pool, a hop per request.
 async def get_services(request: Request) -> Services:
     return request.app.state.services
-
-
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.services.settings
 
 
 async def require_api_key(
@@ -52,30 +33,14 @@ async def require_api_key(
     return credentials.credentials
 
 
-def manifest_of(services: Services, name: str) -> Manifest:
-    """The manifest of an installed model; 404 naming the known models or the install command."""
-    loaded = services.runner.loaded(name)
-    if loaded is not None:  # fast path: no disk reads for a model in memory
-        return loaded.manifest
-    try:
-        entry = services.store.entry(name)
-    except KeyError:
-        known = [e.name for e in services.store.entries()]
-        raise NotFound(f"model: unknown model {name!r}", "model", allowed=known) from None
-    if not entry.installed:
-        raise ModelNotInstalled(
-            f"model: {name!r} is not installed; install it with: {entry.install}", "model", install=entry.install
-        )
-    return entry.manifest
+_queue_lock = threading.Lock()
 
 
-async def loaded_model(services: Services, name: str) -> LoadedModel:
-    """Load (once per process, off the event loop) and return a model."""
-    manifest_of(services, name)
-    found = services.runner.loaded(name)
-    if found is not None:
-        return found
-    try:
-        return await run_in_threadpool(services.runner.load, name)
-    except NotInstalled as exc:
-        raise ModelNotInstalled(str(exc), "model", install=exc.install) from exc
+async def get_queue(request: Request) -> BatchQueue:
+    """One Redis client per app, made on first use (the API starts even when Redis is not up yet)."""
+    state = request.app.state
+    with _queue_lock:
+        if getattr(state, "batch_queue", None) is None:
+            settings = state.services.settings
+            state.batch_queue = BatchQueue.from_url(settings.redis_url, QueueConfig.from_settings(settings))
+    return state.batch_queue

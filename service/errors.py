@@ -1,4 +1,5 @@
-"""One error format for every 4xx/5xx: {"error": {"type", "message", "field", "allowed", ...}}."""
+"""Problems as HTTP: a status code per kind and one body for every 4xx/5xx,
+{"error": {"type", "message", "field", "allowed", ...}}."""
 
 import json
 import logging
@@ -9,77 +10,44 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.problems import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    NotReady,
+    Overloaded,
+    Problem,
+    RequestTimeout,
+    TooLarge,
+    Unauthorized,
+)
+
 log = logging.getLogger("cgn.service")
 
 
-class APIError(Exception):
-    """Raise from any handler (or the batch routes) to answer with the project's error body."""
-
-    status = 400
-    type = "bad_request"
-
-    def __init__(self, message: str, field: str | None = None, *, status: int | None = None, **extra: Any):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.extra = extra
-        if status is not None:
-            self.status = status
-        self.headers: dict[str, str] = {}
-
-    def body(self) -> dict[str, Any]:
-        err: dict[str, Any] = {"type": self.type, "message": self.message}
-        if self.field is not None:
-            err["field"] = self.field
-        err.update({k: v for k, v in self.extra.items() if v is not None})
-        return {"error": err}
+STATUS: dict[type[Problem], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    RequestTimeout: 408,
+    Unauthorized: 401,
+    Overloaded: 503,
+    NotReady: 503,
+    Problem: 400,
+}
 
 
-class InvalidInput(APIError):
-    status = 422
-    type = "invalid_input"
+def status_of(problem: Problem) -> int:
+    return next(STATUS[cls] for cls in type(problem).__mro__ if cls in STATUS)
 
 
-class UnknownNameError(InvalidInput):
-    type = "unknown_name"
-
-
-class NotFound(APIError):
-    status = 404
-    type = "not_found"
-
-
-class ModelNotInstalled(APIError):
-    status = 404
-    type = "model_not_installed"
-
-
-class Unauthorized(APIError):
-    status = 401
-    type = "unauthorized"
-
-    def __init__(self, message: str = "missing or invalid API key: send 'Authorization: Bearer <key>'"):
-        super().__init__(message)
-        self.headers = {"WWW-Authenticate": "Bearer"}
-
-
-class PayloadTooLarge(APIError):
-    status = 413
-    type = "payload_too_large"
-
-
-class Overloaded(APIError):
-    status = 503
-    type = "overloaded"
-
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message, retry_after=retry_after)
-        self.headers = {"Retry-After": str(retry_after)}
-
-
-class NotReady(APIError):
-    status = 503
-    type = "not_ready"
+def headers_of(problem: Problem) -> dict[str, str]:
+    if isinstance(problem, Overloaded):
+        return {"Retry-After": str(problem.retry_after)}
+    if isinstance(problem, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    return {}
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -90,12 +58,26 @@ class BodyTooLarge(StarletteHTTPException):
         self.limit = limit
 
 
-def error_response(request: Request, err: APIError) -> JSONResponse:
-    body = err.body()
-    rid = getattr(request.state, "request_id", None)
-    if rid:
-        body["error"]["request_id"] = rid
-    return JSONResponse(body, status_code=err.status, headers=err.headers)
+class BodyStalled(StarletteHTTPException):
+    """Raised while waiting for body bytes past the body timeout (an HTTPException, like BodyTooLarge)."""
+
+    def __init__(self, timeout: float):
+        super().__init__(408, f"body: no body bytes for {timeout:g} s; send the whole body")
+
+
+def error_body(problem: Problem, request_id: str | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"type": problem.kind, "message": problem.message}
+    if problem.field is not None:
+        err["field"] = problem.field
+    err.update({k: v for k, v in problem.extra.items() if v is not None})
+    if request_id:
+        err["request_id"] = request_id
+    return {"error": err}
+
+
+def error_response(request: Request, problem: Problem, status: int | None = None) -> JSONResponse:
+    body = error_body(problem, getattr(request.state, "request_id", None))
+    return JSONResponse(body, status_code=status or status_of(problem), headers=headers_of(problem))
 
 
 def _field(loc: tuple | list) -> str:
@@ -137,8 +119,7 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
     errors = _collapse_unions(raw)
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request", "type": "invalid"}
     if first.get("type") == "json_invalid":
-        err = InvalidInput(f"body: malformed JSON: {first.get('ctx', {}).get('error', first['msg'])}", "body")
-        err.type = "malformed_json"
+        err = MalformedJSON(f"body: malformed JSON: {first.get('ctx', {}).get('error', first['msg'])}", "body")
         return error_response(request, err)
     details = [{"field": _field(e["loc"]), "message": e["msg"]} for e in raw]
     field = _field(first["loc"])
@@ -156,9 +137,28 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+class MalformedJSON(InvalidInput):
+    kind = "malformed_json"
+
+
+class MethodNotAllowed(Problem):
+    kind = "method_not_allowed"
+
+
+class InternalError(Problem):
+    kind = "internal"
+
+
+def internal_error() -> InternalError:
+    return InternalError("internal error; this is a bug, please report it with the request_id")
+
+
+HTTP_KINDS = {401: Unauthorized, 404: NotFound, 405: MethodNotAllowed, 408: RequestTimeout, 413: TooLarge}
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(APIError)
-    async def _api(request: Request, exc: APIError) -> JSONResponse:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -168,16 +168,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc, BodyTooLarge):
-            return error_response(request, PayloadTooLarge(str(exc.detail), "body", limit=exc.limit))
-        kinds = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "payload_too_large"}
-        err = APIError(str(exc.detail), status=exc.status_code)
-        err.type = kinds.get(exc.status_code, "http_error")
-        err.headers = dict(exc.headers or {})
-        return error_response(request, err)
+            return error_response(request, TooLarge(str(exc.detail), "body", limit=exc.limit))
+        if isinstance(exc, BodyStalled):
+            return error_response(request, RequestTimeout(str(exc.detail), "body"))
+        problem = HTTP_KINDS.get(exc.status_code, Problem)(str(exc.detail))
+        response = error_response(request, problem, status=exc.status_code)
+        response.headers.update(dict(exc.headers or {}))
+        return response
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
-        err = APIError(f"internal error ({type(exc).__name__}); this is a bug, please report it", status=500)
-        err.type = "internal"
-        return error_response(request, err)
+        err = InternalError(f"internal error ({type(exc).__name__}); this is a bug, please report it")
+        return error_response(request, err, status=500)

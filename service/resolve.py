@@ -1,5 +1,6 @@
 """Request words -> class ids or assets, per mechanism; unknown words give 422 with the closest matches."""
 
+import difflib
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,9 +10,8 @@ from cgn.sampling import derive
 from cgn.vocab import UnknownName, Vocabulary
 from model_store import Manifest
 from service.assets import Asset
-from service.deps import Services
-from service.errors import InvalidInput, UnknownNameError
-from service.schemas import AssetRef
+from service.problems import InvalidInput, UnknownNameError
+from service.services import Services
 
 OVERRIDE_KEY = {"shape": "mask", "texture": "foreground", "background": "background"}
 FIELD = {"shape": "shape", "texture": "texture", "background": "bg"}
@@ -24,12 +24,12 @@ class Pick:
     mechanism: str
     id: int | None
     name: str | None
-    via: str
+    resolved_by: str  # id, name, alias, hypernym, asset, or drawn (from the seed: the request left it open)
     asset: Asset | None = None
 
     def describe(self, image_size: int) -> dict:
         if self.asset is None:
-            return {"id": self.id, "name": self.name, "via": self.via}
+            return {"id": self.id, "name": self.name, "via": self.resolved_by}
         a = self.asset
         info = {"name": a.name, "width": a.width, "height": a.height, "resized_to": image_size}
         info["read_as"] = "grey levels" if self.mechanism == "shape" else "RGB"
@@ -84,8 +84,6 @@ def _resolve_class(manifest: Manifest, mechanism: str, field: str, value: int | 
 
 def unknown_name_error(services: Services, manifest: Manifest, exc: UnknownName, allow_assets: bool) -> InvalidInput:
     assets = services.assets.names() if allow_assets else []
-    import difflib
-
     close_assets = difflib.get_close_matches(str(exc.word).lower(), assets, n=3, cutoff=0.6)
     suggestions = list(dict.fromkeys([*exc.suggestions, *close_assets]))
     msg = f"{exc.field}: {exc.word!r} is no class of model {manifest.name!r}"
@@ -110,14 +108,14 @@ def install_hint(services: Services, model: str) -> str | None:
     return f'Models that are not installed here may know it ({cmds}); then pass "model": "{missing[0].name}"'
 
 
-def resolve_choice(services: Services, manifest: Manifest, mechanism: str, value) -> Pick:
+def resolve_choice(services: Services, manifest: Manifest, mechanism: str, value: int | str | dict) -> Pick:
     """A class id/name, or an asset (`{"asset": NAME}` or a plain word that is no class but an asset)."""
     field = FIELD[mechanism]
-    if isinstance(value, AssetRef):
-        asset = services.assets.get(value.asset)
+    if isinstance(value, dict):
+        asset = services.assets.get(value["asset"])
         if asset is None:
             names = services.assets.names()
-            raise InvalidInput(f"{field}.asset: unknown asset {value.asset!r}", f"{field}.asset", allowed=names)
+            raise InvalidInput(f"{field}.asset: unknown asset {value['asset']!r}", f"{field}.asset", allowed=names)
         return Pick(mechanism, None, None, "asset", asset)
     try:
         return resolve_class(manifest, mechanism, field, value)
@@ -128,7 +126,15 @@ def resolve_choice(services: Services, manifest: Manifest, mechanism: str, value
         raise unknown_name_error(services, manifest, exc, allow_assets=True) from exc
 
 
-def drawn(manifest: Manifest, mechanism: str, seed: int) -> Pick:
+def resolve_label(services: Services, manifest: Manifest, mechanism: str, field: str, value: int | str) -> Pick:
+    """A class id or name for `field` (no assets); unknown names say the closest classes."""
+    try:
+        return resolve_class(manifest, mechanism, field, value)
+    except UnknownName as exc:
+        raise unknown_name_error(services, manifest, exc, allow_assets=False) from exc
+
+
+def label_from_seed(manifest: Manifest, mechanism: str, seed: int) -> Pick:
     """A label for a mechanism the request left open: derived from the seed, so it is reproducible."""
     k = MECHANISMS.index(mechanism)
     classes = len(manifest.vocabulary[mechanism])

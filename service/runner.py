@@ -6,9 +6,10 @@ oldest work, waits up to `max_wait_ms` for more work with the same `BatchKey`, r
 batch and hands each request its rows. Samples are batch-independent in the core (per-sample
 generators, eval mode, batch-of-1 padding), so a request gets the same bytes alone or in company.
 
-The wait is adaptive: the HTTP layer announces each generation request (`announce`), and the owner
-waits for company only while other requests are inside the server (being parsed, or being answered:
-under load their clients come right back). A lone client never waits; concurrent ones fill the batch.
+The wait is adaptive: the HTTP layer tells the runner of each generation request whose body has arrived
+(`incoming`), and the owner waits for company only while such requests are inside the server (being
+parsed, or being answered: under load their clients come right back). A lone client never waits, a client
+still sending its body is nobody's company, and concurrent ones fill the batch.
 
 Forward passes go through `cgn.pipeline.generate` with the key's truncation as an argument, as the
 batch worker's do, so a sample of a batch job has the same bytes as the same sample served here.
@@ -53,6 +54,7 @@ class BatchKey:
     outputs: tuple[str, ...]
     interventions: tuple[tuple[str, str], ...] = ()  # (mask|foreground|background, asset digest)
     truncation: float | None = None
+    kind: str = "sample"  # "sample": rows of generate(); anything else: work that brings its own `task`
 
 
 @dataclass
@@ -62,6 +64,8 @@ class Work:
     seeds: np.ndarray  # (n, 3) int64
     overrides: dict[str, torch.Tensor] = field(default_factory=dict)
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    # a computation of its own on the model (an interpolation) at the key's truncation, run on the owner thread
+    task: Callable[[torch.nn.Module, float | None], dict[str, np.ndarray]] | None = None
     enqueued: float = field(default_factory=time.monotonic)
 
     @property
@@ -76,11 +80,14 @@ class QueueFull(RuntimeError):
     pass
 
 
-class _Announcement:
-    settled = False
+class _Request:
+    """One generation request inside the HTTP layer: counted once its body is in, until it submits."""
+
+    arrived = False
+    submitted = False
 
 
-_current: contextvars.ContextVar[_Announcement | None] = contextvars.ContextVar("cgn_announcement", default=None)
+_current: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("cgn_request", default=None)
 
 
 class Runner:
@@ -99,8 +106,8 @@ class Runner:
         self._models = ModelCache(model_store(settings), settings.device, size)
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._coming = 0  # requests announced by the HTTP layer and not submitted (or dropped) yet
-        self._inflight = 0  # announced requests not answered yet (queued, running, or being answered)
+        self._unsubmitted = 0  # requests whose body is in and whose work is not submitted (or dropped) yet
+        self._inflight = 0  # requests whose body is in and that are not answered yet
         self._idle = False  # the owner sleeps on an empty queue: only then does submit wake it
 
     # --- models -------------------------------------------------------------------------------
@@ -119,28 +126,35 @@ class Runner:
         return len(self._queue)
 
     @contextlib.contextmanager
-    def announce(self) -> Iterator[None]:
-        """Around a request that will probably submit work: the owner may wait for it."""
-        token = _Announcement()
-        with self._cond:
-            self._coming += 1
-            self._inflight += 1
-        previous = _current.set(token)
+    def incoming(self) -> Iterator[Callable[[], None]]:
+        """Around a request that will probably submit work; call the yielded `arrived()` once its body is in:
+        from then on the owner may wait for its work."""
+        request = _Request()
+
+        def arrived() -> None:
+            if not request.arrived:
+                with self._cond:
+                    request.arrived = True
+                    self._unsubmitted += 1
+                    self._inflight += 1
+
+        previous = _current.set(request)
         try:
-            yield
+            yield arrived
         finally:
             _current.reset(previous)
-            with self._cond:
-                self._inflight -= 1
-                if not token.settled:
-                    self._coming -= 1
+            if request.arrived:
+                with self._cond:
+                    self._inflight -= 1
+                    if not request.submitted:
+                        self._unsubmitted -= 1
 
     def submit(self, work: Work) -> concurrent.futures.Future:
-        token = _current.get()
+        request = _current.get()
         with self._cond:
-            if token is not None and not token.settled:
-                token.settled = True
-                self._coming -= 1
+            if request is not None and request.arrived and not request.submitted:
+                request.submitted = True
+                self._unsubmitted -= 1
             if self._stopping:
                 raise QueueFull("the runner is shutting down")
             if len(self._queue) >= self.max_queue:
@@ -191,7 +205,7 @@ class Runner:
 
     def _company_expected(self, taken: int) -> bool:
         """Requests are being parsed, or other clients are being answered (under load they come right back)."""
-        return self._coming > 0 or self._inflight > taken + len(self._queue)
+        return self._unsubmitted > 0 or self._inflight > taken + len(self._queue)
 
     def _loop(self) -> None:
         if self.settings.threads:
@@ -219,6 +233,8 @@ class Runner:
         seeds = np.concatenate([w.seeds for w in batch])
         if self._on_batch:
             self._on_batch(key.model, len(labels), len(self._queue))
+        if key.kind != "sample":  # each work runs its own task (same kind, same truncation)
+            return [w.task(loaded.model, key.truncation) for w in batch]
         out: dict[str, list[np.ndarray]] = {k: [] for k in key.outputs}
         step = max(self.max_batch, 1)
         for start in range(0, len(labels), step):  # one large request (POST /samples) runs in chunks

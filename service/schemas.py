@@ -4,11 +4,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-SEED_MAX = 2**63 - 1
+from cgn.noise import SEED_MAX
+
 Seed = Annotated[StrictInt, Field(ge=0, le=SEED_MAX, description="noise seed in [0, 2**63-1]")]
 Output = Literal["composite", "mask", "premask", "foreground", "background"]
 Format = Literal["png", "jpeg", "npy"]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Truncation = Annotated[float, Field(gt=0, le=1, description="BigGAN truncation (ImageNet models)")]
+Label = StrictInt | Name
 
 
 class AssetRef(BaseModel):
@@ -22,6 +25,10 @@ Choice = Annotated[
     StrictInt | Name | AssetRef,
     Field(description="a class id, a class name (or synonym), an asset name, or {'asset': NAME}"),
 ]
+
+
+def _choice(value: "int | str | AssetRef | None") -> int | str | dict | None:
+    return value.model_dump() if isinstance(value, AssetRef) else value
 
 
 class MechanismSeeds(BaseModel):
@@ -48,20 +55,34 @@ class CounterfactualRequest(BaseModel):
     background: Choice | None = Field(None, alias="bg", description="background class (alias: background)")
     seed: Seed = Field(0, description="the shared noise u of all three mechanisms")
     seeds: MechanismSeeds | None = Field(None, description="per-mechanism seeds overriding `seed`")
-    truncation: Annotated[float, Field(gt=0, le=1)] | None = Field(None, description="BigGAN truncation (ImageNet)")
+    truncation: Truncation | None = Field(None, description="BigGAN truncation (ImageNet)")
     outputs: Annotated[list[Output], Field(min_length=1, max_length=5)] = Field(
         default_factory=lambda: ["composite"], description="images to return; a binary body holds the first"
     )
     format: Format | None = Field(None, description="image encoding; default png (or what Accept asks for)")
 
+    def plan_args(self) -> dict[str, Any]:
+        choices = {"shape": self.shape, "texture": self.texture, "background": self.background}
+        return {
+            "model": self.model,
+            "choices": {m: _choice(v) for m, v in choices.items()},
+            "seed": self.seed,
+            "seeds": self.seeds.model_dump() if self.seeds else None,
+            "outputs": self.outputs,
+            "truncation": self.truncation,
+        }
+
 
 class MechanismRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": 3, "seed": 7}]})
     model: Name | None = None
-    label: StrictInt | Name = Field(..., description="class id or name for this mechanism")
+    label: Label = Field(..., description="class id or name for this mechanism")
     seed: Seed = 0
-    truncation: Annotated[float, Field(gt=0, le=1)] | None = None
+    truncation: Truncation | None = None
     format: Format | None = None
+
+    def plan_args(self) -> dict[str, Any]:
+        return {"model": self.model, "label": self.label, "seed": self.seed, "truncation": self.truncation}
 
 
 class SamplesRequest(BaseModel):
@@ -79,14 +100,115 @@ class SamplesRequest(BaseModel):
     policy: Literal["uniform", "same"] = Field(
         "uniform", description="uniform: labels drawn independently per mechanism; same: one label for all three"
     )
-    shape: StrictInt | Name | None = Field(None, description="fix the shape label of every sample")
-    texture: StrictInt | Name | None = None
-    background: StrictInt | Name | None = Field(None, alias="bg")
+    shape: Label | None = Field(None, description="fix the shape label of every sample")
+    texture: Label | None = None
+    background: Label | None = Field(None, alias="bg")
     cfs_per_shape: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = Field(
         1, description="counterfactuals per shape: k consecutive samples share shape label and noise"
     )
-    truncation: Annotated[float, Field(gt=0, le=1)] | None = None
+    truncation: Truncation | None = None
     outputs: Annotated[list[Output], Field(min_length=1, max_length=5)] = Field(default_factory=lambda: ["composite"])
+
+    def plan_args(self) -> dict[str, Any]:
+        fixed = {"shape": self.shape, "texture": self.texture, "background": self.background}
+        return self.model_dump(include={"model", "n", "seed", "start", "policy", "cfs_per_shape", "outputs"}) | {
+            "fixed": fixed,
+            "truncation": self.truncation,
+        }
+
+
+INTERPOLATION_STEPS = (2, 16)  # the strip's fewest and most images
+StripOutput = Literal["composite", "mask", "foreground", "background"]
+
+
+class InterpolateRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"model": "mnist-wildlife", "mechanism": "texture", "from": 2, "to": 7, "steps": 8, "shape": 3},
+                {"mechanism": "shape", "from": "three", "to": "eight", "bg": "moon", "seed": 5},
+            ]
+        },
+    )
+    model: Name | None = Field(None, description="model name; default: the configured default model")
+    mechanism: Literal["shape", "texture", "background"] = Field(..., description="the mechanism that moves")
+    start: Label = Field(..., alias="from", description="class (id or name) at the first step")
+    to: Label = Field(..., description="class (id or name) at the last step")
+    steps: Annotated[StrictInt, Field(ge=INTERPOLATION_STEPS[0], le=INTERPOLATION_STEPS[1])] = Field(
+        8, description=f"images in the strip, both ends included ({INTERPOLATION_STEPS[0]}..{INTERPOLATION_STEPS[1]})"
+    )
+    shape: Choice | None = Field(None, description="the shape's class or asset, unless shape moves; omitted: drawn")
+    texture: Choice | None = Field(None, description="the texture's class or asset, unless texture moves")
+    background: Choice | None = Field(None, alias="bg", description="the background's (alias: background)")
+    seed: Seed = Field(0, description="the shared noise u of all three mechanisms")
+    seeds: MechanismSeeds | None = Field(None, description="per-mechanism seeds overriding `seed`")
+    truncation: Truncation | None = Field(None, description="BigGAN truncation (ImageNet)")
+    outputs: Annotated[list[StripOutput], Field(min_length=1, max_length=4)] | None = Field(
+        None, description="rows of the strip; default: the composite and the moving mechanism's own output"
+    )
+    format: Literal["png", "jpeg"] | None = Field(None, description="image encoding; default png")
+
+    def plan_args(self) -> dict[str, Any]:
+        choices = {"shape": self.shape, "texture": self.texture, "background": self.background}
+        return {
+            "model": self.model,
+            "mechanism": self.mechanism,
+            "start": self.start,
+            "to": self.to,
+            "steps": self.steps,
+            "choices": {m: _choice(v) for m, v in choices.items()},
+            "seed": self.seed,
+            "seeds": self.seeds.model_dump() if self.seeds else None,
+            "outputs": self.outputs,
+            "truncation": self.truncation,
+        }
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"model": "mnist-wildlife", "n": 100000, "seed": 1, "format": "wds", "shard_size": 1000},
+                {"n": 5000, "shape": 3, "cfs_per_shape": 10, "outputs": ["composite", "mask"]},
+                {"labels": [[3, "red", 0], [7, 1, 2]], "seed": 5},
+            ]
+        },
+    )
+    model: Name | None = Field(None, description="model name; default: the configured default model")
+    n: Annotated[StrictInt, Field(ge=1)] | None = Field(None, description="samples; at most CGN_BATCH_MAX_N")
+    seed: Seed = Field(0, description="sample i's labels and seeds derive from (seed, i) only")
+    policy: Literal["uniform", "same"] = Field(
+        "uniform", description="uniform: labels drawn independently per mechanism; same: one label for all three"
+    )
+    shape: Label | None = Field(None, description="fix the shape label of every sample (id or name)")
+    texture: Label | None = Field(None, description="fix the texture label of every sample")
+    background: Label | None = Field(None, alias="bg", description="fix the background label (alias: background)")
+    labels: Annotated[list[Annotated[list[Label], Field(min_length=3, max_length=3)]], Field(min_length=1)] | None = (
+        Field(None, description="explicit [shape, texture, background] per sample; n defaults to its length")
+    )
+    cfs_per_shape: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = Field(
+        1, description="counterfactuals per shape: k consecutive samples share shape label and noise"
+    )
+    outputs: Annotated[list[Output], Field(min_length=1, max_length=5)] = Field(default_factory=lambda: ["composite"])
+    shard_size: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="samples per shard; default CGN_BATCH_SHARD_SIZE"
+    )
+    format: Literal["npz", "wds"] = Field(
+        "npz", description="npz: uint8 NCHW arrays + labels; wds: WebDataset tar of PNG + JSON per sample"
+    )
+    truncation: Truncation | None = Field(None, description="BigGAN truncation (ImageNet models); default: the model's")
+
+    def plan_args(self) -> dict[str, Any]:
+        fields = {"model", "n", "seed", "policy", "labels", "cfs_per_shape", "outputs", "shard_size", "format"}
+        fixed = {"shape": self.shape, "texture": self.texture, "background": self.background}
+        return self.model_dump(include=fields) | {"fixed": fixed, "truncation": self.truncation}
+
+
+# ---- responses: what a client really gets -------------------------------------------------------------------
 
 
 class ResolvedLabel(BaseModel):
@@ -94,6 +216,21 @@ class ResolvedLabel(BaseModel):
     name: str | None = None
     via: str = Field(..., description="id, name, alias, hypernym, drawn, or asset")
     asset: dict | None = Field(None, description="the asset used: name, original size, resized_to")
+
+
+class InterpolateResponse(BaseModel):
+    model: str
+    mechanism: str
+    steps: int
+    t: list[float] = Field(..., description="the mixing weight of each step: 0 is `from`, 1 is `to`")
+    image_size: int
+    format: Literal["png", "jpeg"]
+    media_type: str
+    start: ResolvedLabel = Field(..., alias="from")
+    to: ResolvedLabel
+    labels: dict[str, ResolvedLabel] = Field(..., description="the two mechanisms that stay put")
+    seeds: dict[str, int]
+    outputs: dict[str, list[str]] = Field(..., description="per output, base64 images from `from` to `to`")
 
 
 class CounterfactualResponse(BaseModel):
@@ -105,9 +242,6 @@ class CounterfactualResponse(BaseModel):
     labels: dict[str, ResolvedLabel]
     outputs: dict[str, str] = Field(..., description="base64 of each requested output")
     note: str | None = None
-
-
-# ---- responses: what a client really gets -------------------------------------------------------------------
 
 
 class ErrorDetail(BaseModel):

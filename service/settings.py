@@ -1,6 +1,5 @@
 """All service configuration: one object read from CGN_* environment variables (and an optional .env)."""
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +41,9 @@ class Settings(BaseSettings):
     # request limits
     max_samples: int = Field(1024, ge=1, description="most samples one POST /samples returns")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request body")
+    body_timeout_s: float = Field(
+        15.0, gt=0, description="longest pause while a request body arrives; beyond: 408 and the connection is freed"
+    )
     max_asset_side: int = Field(4096, ge=1, description="widest/tallest uploaded asset, pixels")
     max_asset_pixels: int = Field(16 * 1024 * 1024, ge=1, description="most pixels an uploaded asset may decode to")
 
@@ -61,6 +63,11 @@ class Settings(BaseSettings):
     batch_max_deliveries: int = Field(5, ge=1, description="deliveries of one chunk before it is marked failed")
     batch_ttl_s: float = Field(7 * 24 * 3600.0, gt=0, description="jobs and shards are deleted this long after")
     batch_gen_batch_size: int = Field(256, ge=1, description="samples per forward pass inside a worker")
+    batch_worker_grace_s: float = Field(30.0, ge=0, description="a worker's time to finish its chunk on SIGTERM")
+    batch_sweep_s: float = Field(60.0, gt=0, description="how often a worker deletes expired jobs and dead workers")
+    batch_worker_models: int = Field(2, ge=1, description="models a worker keeps loaded (least recently used out)")
+    batch_full_retry_after_s: int = Field(10, ge=1, description="Retry-After when the batch queue is full")
+    redis_retry_after_s: int = Field(5, ge=1, description="Retry-After when Redis is unreachable")
 
     @field_validator("models", "api_keys", mode="before")
     @classmethod
@@ -72,8 +79,3 @@ class Settings(BaseSettings):
     def preload(self) -> list[str]:
         """Models loaded before /readyz turns ready."""
         return list(dict.fromkeys([self.default_model, *self.models]))
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

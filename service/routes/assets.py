@@ -6,16 +6,12 @@ from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from service.assets import AssetError, decode_upload
-from service.deps import Services, get_services, require_api_key
-from service.errors import APIError, InvalidInput, NotFound, PayloadTooLarge
+from service.deps import get_services, require_api_key
+from service.problems import Conflict, InvalidInput, NotFound, TooLarge
 from service.schemas import AssetInfo, AssetList
+from service.services import Services
 
 router = APIRouter(tags=["assets"], dependencies=[Depends(require_api_key)])
-
-
-class Conflict(APIError):
-    status = 409
-    type = "conflict"
 
 
 @router.post(
@@ -38,7 +34,7 @@ async def upload(
     s = services.settings
     data = await file.read(s.max_body_bytes + 1)
     if len(data) > s.max_body_bytes:
-        raise PayloadTooLarge(f"file: larger than {s.max_body_bytes} bytes", "file")
+        raise TooLarge(f"file: larger than {s.max_body_bytes} bytes", "file")
     if name in ("moon",) or (services.assets.get(name) is not None and services.assets.get(name).builtin):
         raise Conflict(f"name: {name!r} is a built-in asset and cannot be replaced", "name")
     try:

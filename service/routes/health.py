@@ -3,9 +3,10 @@
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.deps import Services, get_services
-from service.errors import NotReady
+from service.deps import get_services
+from service.problems import NotReady
 from service.schemas import Health, Readiness
+from service.services import Services
 
 router = APIRouter(tags=["health"])
 

@@ -7,10 +7,12 @@ from fastapi import APIRouter, Depends, Query
 from cgn.mechanisms import MECHANISMS
 from cgn.vocab import UnknownName
 from model_store.store import Entry
-from service.deps import Services, get_services, manifest_of, require_api_key
-from service.errors import NotFound
+from service.deps import get_services, require_api_key
+from service.plan import manifest_of
+from service.problems import NotFound
 from service.resolve import vocab
 from service.schemas import ClassesResponse, ModelInfo, ModelList
+from service.services import Services
 
 router = APIRouter(tags=["models"], dependencies=[Depends(require_api_key)])
 

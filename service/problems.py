@@ -1,0 +1,68 @@
+"""What can go wrong with a request, in the request's own terms: the field at fault and what it accepts.
+
+The planning layer, the resolver and the runner raise these; they know nothing of HTTP. service/errors.py
+maps each kind to a status code and the one JSON error body.
+"""
+
+from typing import Any
+
+
+class Problem(Exception):
+    """A request the service cannot carry out; `kind` is the error body's machine-readable type."""
+
+    kind = "bad_request"
+
+    def __init__(self, message: str, field: str | None = None, **extra: Any):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+
+class InvalidInput(Problem):
+    kind = "invalid_input"
+
+
+class UnknownNameError(InvalidInput):
+    kind = "unknown_name"
+
+
+class NotFound(Problem):
+    kind = "not_found"
+
+
+class ModelNotInstalled(NotFound):
+    kind = "model_not_installed"
+
+
+class Conflict(Problem):
+    kind = "conflict"
+
+
+class TooLarge(Problem):
+    kind = "payload_too_large"
+
+
+class RequestTimeout(Problem):
+    kind = "request_timeout"
+
+
+class Unauthorized(Problem):
+    kind = "unauthorized"
+
+    def __init__(self, message: str = "missing or invalid API key: send 'Authorization: Bearer <key>'"):
+        super().__init__(message)
+
+
+class Overloaded(Problem):
+    """Busy or a dependency is down: try again in `retry_after` seconds."""
+
+    kind = "overloaded"
+
+    def __init__(self, message: str, retry_after: int, field: str | None = None, **extra: Any):
+        super().__init__(message, field, retry_after=retry_after, **extra)
+        self.retry_after = retry_after
+
+
+class NotReady(Problem):
+    kind = "not_ready"
