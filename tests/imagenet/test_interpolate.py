@@ -53,3 +53,19 @@ def test_sheet_png_and_cli(tmp_path, monkeypatch):
 
 def test_the_command_offers_every_mode():
     assert cli.MODES == MODES  # written out there, so that building the cgn parser does not import torch
+
+
+def test_service_interpolation_of_the_imagenet_cgn_ends_on_the_sampled_classes():
+    """cgn.interpolate (what POST /interpolate runs): the ends are the classes as sampling makes them."""
+    from cgn.interpolate import interpolate as interpolate_classes
+
+    model = tiny_model(seed=4)
+    for mechanism, output, k in (("shape", "mask", 0), ("texture", "foreground", 1), ("background", "background", 2)):
+        labels, seeds = [345, 385, 970], [1, 2, 3]
+        images = interpolate_classes(model, mechanism, labels, 340, seeds, 3)
+        for i, label in ((0, labels[k]), (-1, 340)):
+            if mechanism == "shape":
+                plain = model.shape([label], [seeds[k]])["mask"][0]
+            else:
+                plain = getattr(model, mechanism)([label], [seeds[k]])[0]
+            assert torch.equal(images[output][i], plain), (mechanism, i)
