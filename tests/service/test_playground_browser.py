@@ -79,7 +79,11 @@ class Deployment:
         log = open(self.tmp / "worker.log", "ab")  # noqa: SIM115 - lives as long as the worker
         cmd = [sys.executable, "-m", "cgn_cli.main", "worker", "--threads", "1"]
         self.worker = subprocess.Popen(cmd, cwd=REPO, env=self.server.env, stdout=log, stderr=log)
-        self.server.start()
+        try:
+            self.server.start()
+        except BaseException:
+            self.stop()  # no orphaned worker or redis-server when the API does not come up
+            raise
         self.http = httpx.Client(base_url=self.server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
         return self
 
@@ -90,6 +94,7 @@ class Deployment:
                 self.worker.wait(3)
             except subprocess.TimeoutExpired:
                 self.worker.kill()
+                self.worker.wait()
         self.server.stop()
         self.redis.kill()
 
