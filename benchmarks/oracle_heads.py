@@ -26,7 +26,7 @@ from export_mnist_variant import export_oracle  # noqa: E402
 
 from cgn.mnist import datasets  # noqa: E402
 
-ADAM = dict(lr=2e-3, precision="fp32")  # as recorded in docs/results.md (the job now defaults to 4e-3, bf16)
+ADAM = dict(lr=2e-3, precision="fp32")  # the recipe of docs/results.md's footnote 1 (the job defaults: 4e-3, auto)
 RECIPES = {
     "shape head alone (adam)": dict(heads=("shape",), **ADAM),
     "3 heads, full gradients (adam)": dict(heads=HEADS, aux_grad=1.0, **ADAM),

@@ -1,7 +1,7 @@
 """Training of the MNIST CGNs with the paper's losses (class-conditional least-squares adversarial,
 binary mask entropy, Gram-matrix style loss against real images) plus three priors of ours that use
 how the datasets were made: the digit silhouettes for the shape IM, and each real image's own digit
-mask for the texture and background IMs (TrainConfig says why; docs/mnist.md what each changed)."""
+mask for the texture and background IMs (TrainConfig says what each does; docs/mnist.md why)."""
 
 import json
 import time
@@ -47,50 +47,34 @@ class TrainConfig:
     init: str = "orthogonal"
     gain: float = 0.1
     features: str = "random"
-    # Shape prior: a class-conditional discriminator on the mask against the binarised training
-    # digits. Without it, the composite discriminator can check the class by color alone (color
-    # follows the label in training), and a CPU budget of a few thousand steps leaves masks as blobs.
+    # Shape prior: a class-conditional discriminator on the mask against the binarised training digits; without
+    # it the class shows in color alone and a CPU budget leaves the masks blobs (docs/mnist.md).
     shape_prior: float = 1.0  # weight of the mask adversarial loss; 0 = the paper's losses only
-    # Texture prior: a class-conditional discriminator on the texture and background IMs composed
-    # under the real digit's own mask, against that real image. Real and fake then differ in
-    # texture and background only, so the class's colors are checked directly; through the
-    # composite alone, a CPU budget left whole classes painted one wrong color (docs/mnist.md).
-    # The style loss compares the same pair.
+    # Texture prior: the texture and background IMs composed under the real digit's own mask, judged against
+    # that real image, so a class's colors are checked directly; the style loss compares the same pair.
     texture_prior: float = 1.0  # weight of its adversarial loss; 0 = style loss on the composite, as in the paper
-    # Color prior: L1 between the mean color of that composite and of the real image, inside the
-    # digit and outside it. The adversarial prior alone needs thousands of steps to move whole
-    # classes off a wrong color; this first-moment match does it in hundreds, and says nothing
-    # about texture, which the adversarial and style losses still shape.
+    # Color prior: L1 between the mean colors of that pair inside the digit and outside it: moves a class off a
+    # wrong color faster than the adversarial prior; texture is left to the adversarial and style losses.
     color_prior: float = 1.0
     color_by_class: bool = False  # match each class's distribution of mean colors, not image pairs
-    # Contrast prior (off in the presets): L1 between the per-channel standard deviations of those
-    # same two regions. The color prior fixes the first moment only, and a 30-minute double-colored
-    # run left some backgrounds blotched (std ~0.06 where the data's is 0); this flattens them, yet
-    # the downstream classifier did not gain (docs/results.md).
+    # Contrast prior (off in the presets): L1 between the per-channel standard deviations of the same two
+    # regions, to flatten blotched backgrounds (docs/results.md: no downstream gain).
     contrast_prior: float = 0.0
-    # Shape warm-up: the first `shape_warmup` steps train the shape mechanism alone against the
-    # mask discriminator (batch `warmup_batch`). A shape step costs ~1/10 of a full step, so a CPU
-    # budget buys far more mask training this way; the full losses then refine masks and learn textures.
+    # Shape warm-up: the first `shape_warmup` steps train the shape mechanism alone against the mask
+    # discriminator (batch `warmup_batch`), where a step costs ~1/10 of a full one (docs/mnist.md).
     shape_warmup: int = 0
     warmup_batch: int = 64
-    # Shape coverage (off by default; the shipped models were trained without it): in each warm-up
-    # step, half a batch of real digits each pull the nearest of `imle_candidates` masks of their
-    # class toward them (implicit maximum likelihood estimation, Li & Malik 2018). The adversarial
-    # loss alone leaves the masks less varied than real digits, and no real digit is left without a
-    # nearby mask this way. A warm-up step then costs ~3.5x as much (docs/mnist.md).
+    # Shape coverage (off by default): in each warm-up step, half a batch of real digits pull the nearest of
+    # `imle_candidates` masks of their class toward them (IMLE, Li & Malik 2018; docs/mnist.md).
     shape_imle: float = 0.0
     imle_candidates: int = 8
     imle_all_steps: bool = False  # keep the IMLE term in the full steps too, not in the warm-up only
-    # Polish (off by default): start from a trained model's weights (`init_from`, a safetensors
-    # file) and train only its texture and background mechanisms, on the style, color and contrast
-    # losses against real images under the real digits' masks; no discriminators. The masks stay
-    # bit for bit those of the loaded model: a model with good shapes keeps them while its colors
-    # are reworked, in minutes rather than a 30-minute retrain that redraws the shapes too.
+    # Polish (off by default): from a trained model's weights (`init_from`, safetensors), train only the texture
+    # and background mechanisms on the non-adversarial losses; the masks stay bit for bit (docs/mnist.md).
     init_from: str | None = None
     polish: bool = False
-    # "bf16": the steps run under bf16 autocast (weights, optimiser state and exports stay fp32);
-    # ~1.5x the steps per minute on the AMD EPYCs with AVX512-BF16 we measured, slower where bf16 is
-    # emulated and on an Intel Xeon with AVX512-BF16 and no AMX (benchmarks/cgn_train_precision.py).
+    # "bf16": every step under bf16 autocast (weights, optimiser state and exports stay fp32); faster only on
+    # CPUs with fast native bf16 (docs/mnist.md, benchmarks/cgn_train_precision.py).
     precision: str = "fp32"
     seed: int = 0
     sample_every: int = 500
