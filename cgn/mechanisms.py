@@ -28,8 +28,8 @@ class CounterfactualModel(nn.Module):
     Subclasses implement `_shape`, `_texture` and `_background` on validated tensors; outputs
     are images in [0, 1] (masks 1 channel), computed in eval mode so a sample never depends on
     its batch. Every forward runs on exactly `forward_rows` rows (the last chunk padded by
-    repeating its last row): CPU kernels pick other code paths for other batch sizes (seen: 1-3 and
-    5-7 rows give other bits than 8 on an AMD EPYC, 1 row only on another machine), so a fixed
+    repeating its last row): CPU kernels pick other code paths for other batch sizes (1-3 and 5-7
+    rows give other bits than 8 on an AMD EPYC, 1 row on another CPU; docs/mnist.md), so a fixed
     chunk is what makes a sample's bytes the same alone, in a micro-batch or in a batch job. A
     model may list larger CPU chunks (`cpu_fast_rows`); one is used for the full chunks of a large
     batch only where a probe shows it gives those very bits.
@@ -51,26 +51,18 @@ class CounterfactualModel(nn.Module):
         self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor, truncation: float | None = None
     ) -> dict[str, Tensor]:
         """The mask, and the premask it was made from (the same tensor for the MNIST CGNs)."""
-        kw = self._truncation_kw(truncation)
-        y, s = self._inputs("shape", labels, seeds)
-        return self._run_padded("shape", lambda yy, ss: self._shape(yy, ss, **kw), y, s)
+        return self._mechanism("shape", self._shape, labels, seeds, truncation)
 
     def texture(
         self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor, truncation: float | None = None
     ) -> Tensor:
         """The foreground (texture) image."""
-        kw = self._truncation_kw(truncation)
-        y, s = self._inputs("texture", labels, seeds)
-        out = self._run_padded("texture", lambda yy, ss: {"foreground": self._texture(yy, ss, **kw)}, y, s)
-        return out["foreground"]
+        return self._mechanism("texture", self._texture, labels, seeds, truncation, "foreground")
 
     def background(
         self, labels: Sequence[int] | Tensor, seeds: Sequence[int] | Tensor, truncation: float | None = None
     ) -> Tensor:
-        kw = self._truncation_kw(truncation)
-        y, s = self._inputs("background", labels, seeds)
-        out = self._run_padded("background", lambda yy, ss: {"background": self._background(yy, ss, **kw)}, y, s)
-        return out["background"]
+        return self._mechanism("background", self._background, labels, seeds, truncation, "background")
 
     def check_truncation(self, truncation: float | None) -> None:
         """Refuse a truncation this model cannot take, or one outside (0, 1], with a ValueError."""
@@ -85,6 +77,17 @@ class CounterfactualModel(nn.Module):
         """What the mechanisms get: nothing for None, so a model without a truncation keeps (y, seeds)."""
         self.check_truncation(truncation)
         return {} if truncation is None else {"truncation": truncation}
+
+    def _mechanism(
+        self, mechanism: str, fn, labels, seeds, truncation: float | None, output: str | None = None
+    ) -> dict[str, Tensor] | Tensor:
+        """`fn(y, seeds)` on validated inputs, in padded chunks: the dict of tensors it returns, or, with
+        `output`, the one tensor it returns (carried under that name)."""
+        kw = self._truncation_kw(truncation)
+        y, s = self._inputs(mechanism, labels, seeds)
+        if output is None:
+            return self._run_padded(mechanism, lambda yy, ss: fn(yy, ss, **kw), y, s)
+        return self._run_padded(mechanism, lambda yy, ss: {output: fn(yy, ss, **kw)}, y, s)[output]
 
     def _inputs(self, mechanism: str, labels, seeds) -> tuple[Tensor, list[int]]:
         y = check_labels(f"{mechanism} label", labels, self.num_classes)

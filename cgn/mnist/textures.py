@@ -14,55 +14,23 @@ from torch import Tensor
 
 SIZE = 128
 
-OBJECT_TEXTURES = [
-    "red-white stripes",
-    "blue-yellow diagonal stripes",
-    "green-black checks",
-    "orange-purple waves",
-    "cyan-brown zigzag",
-    "pink-navy dots",
-    "yellow-black vertical stripes",
-    "white-teal rings",
-    "magenta-lime diagonal checks",
-    "grey-red crosshatch",
+# Per class: the object texture and its two colors, then the background texture and its two colors.
+_CLASSES = [
+    ("red-white stripes", (220, 30, 30), (245, 245, 245), "mossy green veins", (40, 90, 30), (120, 170, 70)),
+    ("blue-yellow diagonal stripes", (30, 60, 220), (250, 220, 30), "sandy marble", (200, 180, 130), (240, 230, 200)),
+    ("green-black checks", (20, 160, 40), (10, 10, 10), "ocean blue clouds", (20, 60, 140), (110, 170, 230)),
+    ("orange-purple waves", (255, 140, 0), (120, 30, 160), "rusty cracks", (120, 50, 20), (200, 110, 50)),
+    ("cyan-brown zigzag", (0, 210, 220), (120, 70, 20), "lavender veins", (110, 90, 170), (200, 180, 240)),
+    ("pink-navy dots", (255, 120, 180), (20, 30, 90), "charcoal smoke", (40, 40, 45), (110, 110, 120)),
+    ("yellow-black vertical stripes", (250, 230, 20), (15, 15, 15), "olive mottling", (90, 100, 40), (150, 150, 80)),
+    ("white-teal rings", (245, 245, 245), (0, 130, 130), "peach marble", (230, 150, 120), (255, 215, 190)),
+    ("magenta-lime diagonal checks", (230, 0, 200), (150, 240, 30), "teal lichen", (20, 110, 110), (120, 190, 170)),
+    ("grey-red crosshatch", (150, 150, 150), (200, 20, 20), "bark brown grain", (70, 45, 25), (140, 100, 60)),
 ]
-BACKGROUND_TEXTURES = [
-    "mossy green veins",
-    "sandy marble",
-    "ocean blue clouds",
-    "rusty cracks",
-    "lavender veins",
-    "charcoal smoke",
-    "olive mottling",
-    "peach marble",
-    "teal lichen",
-    "bark brown grain",
-]
-
-_OBJECT_COLORS = [
-    ((220, 30, 30), (245, 245, 245)),
-    ((30, 60, 220), (250, 220, 30)),
-    ((20, 160, 40), (10, 10, 10)),
-    ((255, 140, 0), (120, 30, 160)),
-    ((0, 210, 220), (120, 70, 20)),
-    ((255, 120, 180), (20, 30, 90)),
-    ((250, 230, 20), (15, 15, 15)),
-    ((245, 245, 245), (0, 130, 130)),
-    ((230, 0, 200), (150, 240, 30)),
-    ((150, 150, 150), (200, 20, 20)),
-]
-_BACKGROUND_COLORS = [
-    ((40, 90, 30), (120, 170, 70)),
-    ((200, 180, 130), (240, 230, 200)),
-    ((20, 60, 140), (110, 170, 230)),
-    ((120, 50, 20), (200, 110, 50)),
-    ((110, 90, 170), (200, 180, 240)),
-    ((40, 40, 45), (110, 110, 120)),
-    ((90, 100, 40), (150, 150, 80)),
-    ((230, 150, 120), (255, 215, 190)),
-    ((20, 110, 110), (120, 190, 170)),
-    ((70, 45, 25), (140, 100, 60)),
-]
+OBJECT_TEXTURES = [row[0] for row in _CLASSES]
+BACKGROUND_TEXTURES = [row[3] for row in _CLASSES]
+_OBJECT_COLORS = [row[1:3] for row in _CLASSES]
+_BACKGROUND_COLORS = [row[4:6] for row in _CLASSES]
 
 
 def _grid() -> tuple[np.ndarray, np.ndarray]:
