@@ -4,29 +4,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from cgn_cli.store import configured_store, writable_store
+
 IMPORT_FORMATS = ("official-imagenet", "official-mnist")
 
 
-def _configured_root(args: argparse.Namespace) -> Path | None:
-    """--root, else the service's one setting (CGN_MODEL_STORE)."""
-    if args.root is not None:
-        return args.root
-    from service.settings import Settings
-
-    return Settings().model_store
-
-
 def _root(args: argparse.Namespace) -> Path:
-    root = _configured_root(args)
-    if root is None:
-        raise ValueError("no writable model store: pass --root DIR or set CGN_MODEL_STORE")
-    return root
+    return writable_store(args.root, "no writable model store: pass --root DIR or set CGN_MODEL_STORE")
 
 
 def _store(args: argparse.Namespace):
     from model_store import ModelStore
 
-    return ModelStore(_configured_root(args))
+    return ModelStore(configured_store(args.root))
 
 
 def cmd_list(args: argparse.Namespace) -> int:

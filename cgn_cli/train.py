@@ -7,6 +7,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from cgn_cli.store import writable_store
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("train", help="train a CGN")
@@ -76,18 +78,6 @@ def _base_provenance(weights: Path) -> dict:
     return base
 
 
-def _writable_store(store: Path | None) -> Path:
-    """--store, else the configured writable store (CGN_MODEL_STORE): never the shipped built-in directory."""
-    if store is not None:
-        return store
-    from service.settings import Settings
-
-    root = Settings().model_store
-    if root is None:
-        raise ValueError("no writable model store to export into: pass --store DIR or set CGN_MODEL_STORE")
-    return root
-
-
 def run_mnist(args: argparse.Namespace) -> int:
     from cgn.mnist.train import TrainConfig, train
     from model_store.mnist import export
@@ -107,7 +97,8 @@ def run_mnist(args: argparse.Namespace) -> int:
     if args.warmup_batch is not None:
         overrides["warmup_batch"] = args.warmup_batch
     cfg = TrainConfig.preset(args.dataset, **overrides)
-    store = None if args.no_export else _writable_store(args.store)  # before training, not after it
+    missing = "no writable model store to export into: pass --store DIR or set CGN_MODEL_STORE"
+    store = None if args.no_export else writable_store(args.store, missing)  # before training, not after it
     base = _base_provenance(Path(args.init_from)) if args.init_from else None  # read before an export overwrites it
     run_dir = args.run_dir or Path("runs") / f"mnist-{args.dataset}"
     trainer = train(cfg, run_dir, resume=args.resume)

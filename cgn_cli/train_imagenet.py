@@ -17,6 +17,7 @@ import torch
 
 from cgn.imagenet import losses as L
 from cgn.imagenet.train import TrainConfig, Trainer
+from cgn_cli.store import writable_store
 
 
 def add_imagenet_parser(subparsers) -> argparse.ArgumentParser:
@@ -42,17 +43,6 @@ def add_imagenet_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _export_root(store: Path | None) -> Path:
-    if store is not None:
-        return store
-    from service.settings import Settings
-
-    root = Settings().model_store
-    if root is None:
-        raise ValueError("--store: no model store root given and CGN_MODEL_STORE is not set")
-    return root
-
-
 def run(args: argparse.Namespace) -> int:
     from model_store import imagenet as store_imagenet
     from model_store.official import read_checkpoint
@@ -67,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         feature_divisor=8 if args.tiny else 1,
     )
-    export_root = _export_root(args.store) if args.export else None  # before training, not after it
+    missing = "--store: no model store root given and CGN_MODEL_STORE is not set"
+    export_root = writable_store(args.store, missing) if args.export else None  # before training, not after it
     torch.manual_seed(args.seed)
     model = store_imagenet.training_model(args.init, args.biggan, args.u2net, args.tiny, args.truncation, args.seed)
     features = L.FeatureNet(cfg.feature_divisor, seed=cfg.seed)
