@@ -5,10 +5,11 @@ and sleep. Auth headers, timeouts, retries, outage patience and error mapping li
 """
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, get_args
 
 import httpx
 
@@ -16,6 +17,7 @@ from cgn_client._errors import APIConnectionError, APITimeoutError, error_from_r
 from cgn_client._retry import RetryPolicy
 
 T = TypeVar("T")
+P = ParamSpec("P")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
@@ -124,19 +126,28 @@ def _request_of(exc: httpx.TransportError) -> httpx.Request | None:
 
 
 class _Transport:
+    """What both transports share: where and how to send (URL, headers, timeout, retry policy), and the HTTP
+    client, made here unless the caller brings its own `http_client` (then close() leaves it open)."""
+
+    http_class: type[httpx.Client] | type[httpx.AsyncClient]
+
     def __init__(
         self,
         base_url: str,
         headers: dict[str, str],
         timeout: float | httpx.Timeout | None,
         policy: RetryPolicy,
+        http_client: httpx.Client | httpx.AsyncClient | None = None,
     ):
         self.base_url = base_url
         self.headers = headers
         self.timeout = timeout
         self.policy = policy
+        self.owns_http = http_client is None
+        self.http: Any = self.http_class() if http_client is None else http_client
 
-    def _kwargs(self, call: Call) -> dict[str, Any]:
+    def _request(self, call: Call) -> tuple[str, str, dict[str, Any]]:
+        """The arguments of `self.http.request` for a Call: method, URL and keyword arguments."""
         kwargs = {
             "params": call.params,
             "json": call.json,
@@ -146,7 +157,7 @@ class _Transport:
         }
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
-        return kwargs
+        return call.method, self.base_url + call.path, kwargs
 
     def _attempts(self, call: Call, max_retries: int | None, outage_timeout: float | None) -> Attempts:
         return Attempts(self.policy, call, self.base_url, max_retries, outage_timeout)
@@ -155,23 +166,15 @@ class _Transport:
 class SyncTransport(_Transport):
     """Sends Calls with an httpx.Client (made here, or the caller's `http_client`), sleeping between tries."""
 
-    def __init__(
-        self,
-        base_url: str,
-        headers: dict[str, str],
-        timeout: float | httpx.Timeout | None,
-        policy: RetryPolicy,
-        http_client: httpx.Client | None = None,
-    ):
-        super().__init__(base_url, headers, timeout, policy)
-        self.owns_http = http_client is None
-        self.http = httpx.Client() if http_client is None else http_client
+    http_class = httpx.Client
+    http: httpx.Client
 
     def send(self, call: Call[T], *, max_retries: int | None = None, outage_timeout: float | None = None) -> T:
         attempts = self._attempts(call, max_retries, outage_timeout)
+        method, url, kwargs = self._request(call)
         while True:
             try:
-                response = self.http.request(call.method, self.base_url + call.path, **self._kwargs(call))
+                response = self.http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
                 time.sleep(attempts.after_error(exc))
                 continue
@@ -189,23 +192,15 @@ class SyncTransport(_Transport):
 class AsyncTransport(_Transport):
     """The asyncio twin of SyncTransport: the same attempts, awaited."""
 
-    def __init__(
-        self,
-        base_url: str,
-        headers: dict[str, str],
-        timeout: float | httpx.Timeout | None,
-        policy: RetryPolicy,
-        http_client: httpx.AsyncClient | None = None,
-    ):
-        super().__init__(base_url, headers, timeout, policy)
-        self.owns_http = http_client is None
-        self.http = httpx.AsyncClient() if http_client is None else http_client
+    http_class = httpx.AsyncClient
+    http: httpx.AsyncClient
 
     async def send(self, call: Call[T], *, max_retries: int | None = None, outage_timeout: float | None = None) -> T:
         attempts = self._attempts(call, max_retries, outage_timeout)
+        method, url, kwargs = self._request(call)
         while True:
             try:
-                response = await self.http.request(call.method, self.base_url + call.path, **self._kwargs(call))
+                response = await self.http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
                 await asyncio.sleep(attempts.after_error(exc))
                 continue
@@ -217,3 +212,36 @@ class AsyncTransport(_Transport):
     async def aclose(self) -> None:
         if self.owns_http:
             await self.http.aclose()
+
+
+def endpoint(builder: Callable[P, Call[T]]) -> Callable[Concatenate[Any, P], T]:
+    """A method that builds a Call with `builder` and sends it through its owner's `_transport` (a
+    SyncTransport), e.g. `counterfactual = endpoint(counterfactual_request)` in CGNClient."""
+
+    def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._transport.send(builder(*args, **kwargs))
+
+    return _shown_as(method, builder)
+
+
+def async_endpoint(builder: Callable[P, Call[T]]) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
+    """endpoint for the asyncio twins: a coroutine method sending through an AsyncTransport."""
+
+    async def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._transport.send(builder(*args, **kwargs))
+
+    return _shown_as(method, builder)
+
+
+def _shown_as(method: Callable, builder: Callable) -> Any:
+    """`method` as help() and inspect.signature show it: self and the builder's parameters, the type the
+    builder's Call parses to, the builder's name, module and docstring."""
+    signature = inspect.signature(builder)
+    parsed = get_args(signature.return_annotation)
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *signature.parameters.values()],
+        return_annotation=parsed[0] if parsed else inspect.Signature.empty,
+    )
+    for attribute in ("__name__", "__qualname__", "__module__", "__doc__"):
+        setattr(method, attribute, getattr(builder, attribute))
+    return method

@@ -2,19 +2,17 @@
 
 Each method builds a `Call` with a builder of cgn_client.resources and hands it to the client's transport
 (`SyncTransport` or `AsyncTransport`, cgn_client._base_client), which owns auth, timeouts, the retry policy
-(cgn_client._retry) and error mapping. `client.models`, `client.assets` and `client.batches` are namespaces.
+(cgn_client._retry) and error mapping: the generation methods are `endpoint(builder)` (or `async_endpoint`),
+so the twins differ only in how they send. `client.models`, `client.assets` and `client.batches` are namespaces.
 """
 
 import os
-from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import httpx
-from PIL import Image
 
-from cgn_client._base_client import AsyncTransport, Call, SyncTransport, json_body
+from cgn_client._base_client import AsyncTransport, Call, SyncTransport, async_endpoint, endpoint, json_body
 from cgn_client._retry import RetryPolicy
-from cgn_client._types import Counterfactual, SampleBatch
 from cgn_client.resources.assets import Assets, AsyncAssets, ImageInput
 from cgn_client.resources.batches import DEFAULT_OUTAGE_TIMEOUT, AsyncBatches, AsyncBatchJob, Batches, BatchJob
 from cgn_client.resources.generation import counterfactual_request, mechanism_request, samples_request
@@ -23,6 +21,16 @@ from cgn_client.resources.models import AsyncModels, Models
 T = TypeVar("T")
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def health_request() -> Call[dict]:
+    """GET /healthz: the API process is alive."""
+    return Call("GET", "/healthz", json_body)
+
+
+def ready_request() -> Call[dict]:
+    """GET /readyz: 200 once the default model is loaded (else a 503 saying why)."""
+    return Call("GET", "/readyz", json_body)
 
 
 class _Options:
@@ -51,6 +59,11 @@ class _Options:
         self.headers = {"User-Agent": "cgn-client/0.1", **(headers or {})}
         if self.api_key:
             self.headers["Authorization"] = f"Bearer {self.api_key}"
+        self._connect(http_client)
+
+    def _connect(self, http_client: Any) -> None:
+        """The twin's transport (with the caller's `http_client`, if any) and its namespaces."""
+        raise NotImplementedError
 
     @property
     def max_retries(self) -> int:
@@ -72,9 +85,7 @@ class CGNClient(_Options):
     `http_client`: your own httpx.Client (proxies, transports); it is not closed by close().
     """
 
-    def __init__(self, base_url: str | None = None, api_key: str | None = None, **options: Any):
-        super().__init__(base_url, api_key, **options)
-        http_client = options.get("http_client")
+    def _connect(self, http_client: httpx.Client | None) -> None:
         self._transport = SyncTransport(self.base_url, self.headers, self.timeout, self.retry_policy, http_client)
         self.models = Models(self._transport)
         self.assets = Assets(self._transport)
@@ -93,78 +104,10 @@ class CGNClient(_Options):
         """Send any Call through this client's transport: auth, retries and typed errors included."""
         return self._transport.send(call, max_retries=max_retries, outage_timeout=outage_timeout)
 
-    # --- generation -----------------------------------------------------------------------------
-    def counterfactual(
-        self,
-        shape: int | str | dict | None = None,
-        texture: int | str | dict | None = None,
-        bg: int | str | dict | None = None,
-        *,
-        seed: int = 0,
-        seeds: dict[str, int] | None = None,
-        outputs: Sequence[str] = ("composite",),
-        model: str | None = None,
-        truncation: float | None = None,
-        format: str = "png",
-    ) -> Counterfactual:
-        """Each of shape/texture/bg: a class id, a class name, an asset name, or asset("NAME")."""
-        call = counterfactual_request(
-            shape,
-            texture,
-            bg,
-            seed=seed,
-            seeds=seeds,
-            outputs=outputs,
-            model=model,
-            truncation=truncation,
-            format=format,
-        )
-        return self._transport.send(call)
-
-    def mechanism(
-        self,
-        mechanism: str,
-        label: int | str,
-        *,
-        seed: int = 0,
-        model: str | None = None,
-        truncation: float | None = None,
-    ) -> Image.Image:
-        """One mechanism's output: "shape" (the mask), "texture" (foreground) or "background"."""
-        return self._transport.send(mechanism_request(mechanism, label, seed=seed, model=model, truncation=truncation))
-
-    def sample_batch(
-        self,
-        n: int,
-        *,
-        seed: int = 0,
-        start: int = 0,
-        shape: int | str | None = None,
-        texture: int | str | None = None,
-        bg: int | str | None = None,
-        policy: str = "uniform",
-        cfs_per_shape: int = 1,
-        model: str | None = None,
-        outputs: Sequence[str] = ("composite",),
-        truncation: float | None = None,
-        as_torch: bool = False,
-    ) -> SampleBatch:
-        """Samples start..start+n-1 of the stream `seed` (the same samples a batch job with that seed holds)."""
-        call = samples_request(
-            n,
-            seed=seed,
-            start=start,
-            shape=shape,
-            texture=texture,
-            bg=bg,
-            policy=policy,
-            cfs_per_shape=cfs_per_shape,
-            model=model,
-            outputs=outputs,
-            truncation=truncation,
-            as_torch=as_torch,
-        )
-        return self._transport.send(call)
+    # --- generation: each builds its Call (cgn_client.resources.generation) and sends it ----------------
+    counterfactual = endpoint(counterfactual_request)
+    mechanism = endpoint(mechanism_request)
+    sample_batch = endpoint(samples_request)
 
     # --- models, assets, health ------------------------------------------------------------------
     def model(self, name: str) -> dict:
@@ -179,11 +122,8 @@ class CGNClient(_Options):
         """Same as client.assets.upload(name, image, description)."""
         return self.assets.upload(name, image, description)
 
-    def health(self) -> dict:
-        return self._transport.send(Call("GET", "/healthz", json_body))
-
-    def ready(self) -> dict:
-        return self._transport.send(Call("GET", "/readyz", json_body))
+    health = endpoint(health_request)
+    ready = endpoint(ready_request)
 
     # --- batch jobs ------------------------------------------------------------------------------
     def submit_batch(self, n: int | None = None, *, retries: int | None = None, **options: Any) -> BatchJob:
@@ -194,9 +134,7 @@ class CGNClient(_Options):
 class AsyncCGNClient(_Options):
     """The asyncio twin of CGNClient: same constructor and methods, awaited; `async with` or aclose()."""
 
-    def __init__(self, base_url: str | None = None, api_key: str | None = None, **options: Any):
-        super().__init__(base_url, api_key, **options)
-        http_client = options.get("http_client")
+    def _connect(self, http_client: httpx.AsyncClient | None) -> None:
         self._transport = AsyncTransport(self.base_url, self.headers, self.timeout, self.retry_policy, http_client)
         self.models = AsyncModels(self._transport)
         self.assets = AsyncAssets(self._transport)
@@ -214,75 +152,9 @@ class AsyncCGNClient(_Options):
     async def request(self, call: Call[T], *, max_retries: int | None = None, outage_timeout: float | None = None) -> T:
         return await self._transport.send(call, max_retries=max_retries, outage_timeout=outage_timeout)
 
-    async def counterfactual(
-        self,
-        shape: int | str | dict | None = None,
-        texture: int | str | dict | None = None,
-        bg: int | str | dict | None = None,
-        *,
-        seed: int = 0,
-        seeds: dict[str, int] | None = None,
-        outputs: Sequence[str] = ("composite",),
-        model: str | None = None,
-        truncation: float | None = None,
-        format: str = "png",
-    ) -> Counterfactual:
-        call = counterfactual_request(
-            shape,
-            texture,
-            bg,
-            seed=seed,
-            seeds=seeds,
-            outputs=outputs,
-            model=model,
-            truncation=truncation,
-            format=format,
-        )
-        return await self._transport.send(call)
-
-    async def mechanism(
-        self,
-        mechanism: str,
-        label: int | str,
-        *,
-        seed: int = 0,
-        model: str | None = None,
-        truncation: float | None = None,
-    ) -> Image.Image:
-        call = mechanism_request(mechanism, label, seed=seed, model=model, truncation=truncation)
-        return await self._transport.send(call)
-
-    async def sample_batch(
-        self,
-        n: int,
-        *,
-        seed: int = 0,
-        start: int = 0,
-        shape: int | str | None = None,
-        texture: int | str | None = None,
-        bg: int | str | None = None,
-        policy: str = "uniform",
-        cfs_per_shape: int = 1,
-        model: str | None = None,
-        outputs: Sequence[str] = ("composite",),
-        truncation: float | None = None,
-        as_torch: bool = False,
-    ) -> SampleBatch:
-        call = samples_request(
-            n,
-            seed=seed,
-            start=start,
-            shape=shape,
-            texture=texture,
-            bg=bg,
-            policy=policy,
-            cfs_per_shape=cfs_per_shape,
-            model=model,
-            outputs=outputs,
-            truncation=truncation,
-            as_torch=as_torch,
-        )
-        return await self._transport.send(call)
+    counterfactual = async_endpoint(counterfactual_request)
+    mechanism = async_endpoint(mechanism_request)
+    sample_batch = async_endpoint(samples_request)
 
     async def model(self, name: str) -> dict:
         return await self.models.retrieve(name)
@@ -293,11 +165,8 @@ class AsyncCGNClient(_Options):
     async def upload_asset(self, name: str, image: ImageInput, description: str = "") -> dict:
         return await self.assets.upload(name, image, description)
 
-    async def health(self) -> dict:
-        return await self._transport.send(Call("GET", "/healthz", json_body))
-
-    async def ready(self) -> dict:
-        return await self._transport.send(Call("GET", "/readyz", json_body))
+    health = async_endpoint(health_request)
+    ready = async_endpoint(ready_request)
 
     async def submit_batch(self, n: int | None = None, *, retries: int | None = None, **options: Any) -> AsyncBatchJob:
         return await self.batches.submit(n, retries=retries, **options)

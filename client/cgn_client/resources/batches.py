@@ -11,12 +11,13 @@ Plain calls (`job.status()`, `.submit`, ...) keep the client's bounded retries.
 
 import asyncio
 import concurrent.futures
+import itertools
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cgn_client._base_client import AsyncTransport, Call, SyncTransport, json_body
 from cgn_client._errors import BatchJobError
@@ -87,17 +88,12 @@ def workers_request() -> Call[dict[str, Any]]:
     return Call("GET", "/batches/workers", json_body)
 
 
-# ---- helpers shared by the twins (no I/O) -------------------------------------------------------
+# ---- what the twins share (no I/O) --------------------------------------------------------------
 def _ended(job_id: str, status: dict[str, Any]) -> dict[str, Any]:
     """The status of a completed job; BatchJobError for a failed or cancelled one."""
     if status["state"] != "completed":
         raise BatchJobError(f"batch job {job_id} {status['state']}: {status.get('errors', [])[-3:]}", status)
     return status
-
-
-def _patience(outage_timeout: float, deadline: float | None) -> float:
-    """How long one request of a wait may ride out an outage: outage_timeout, but not past the wait's deadline."""
-    return outage_timeout if deadline is None else max(0.0, min(outage_timeout, deadline - time.monotonic()))
 
 
 def _bar(total: int | None, enabled: bool, job_id: str):
@@ -118,17 +114,13 @@ def _write(directory: Path, name: str, content: bytes) -> Path:
     return path
 
 
-# ---- sync ---------------------------------------------------------------------------------------
-class BatchJob:
-    """A submitted job. `.status()` asks the server; the other methods build on it.
-
-    `outage_timeout`: how long the waits (`wait`, `iter_shards`, `download`, `dataset`) keep retrying
-    while the API is unreachable or answers 502/503/504, per request, before they raise.
-    """
+class _Job:
+    """What BatchJob and AsyncBatchJob hold: the id, the last status seen, the poll interval and how long a
+    wait's requests ride out an outage."""
 
     def __init__(
         self,
-        transport: SyncTransport,
+        transport: SyncTransport | AsyncTransport,
         job_id: str,
         info: dict[str, Any] | None = None,
         poll_s: float = 0.5,
@@ -141,7 +133,101 @@ class BatchJob:
         self.outage_timeout = outage_timeout
 
     def __repr__(self) -> str:
-        return f"BatchJob(id={self.id!r}, state={self.info.get('state')!r})"
+        return f"{type(self).__name__}(id={self.id!r}, state={self.info.get('state')!r})"
+
+
+class _Wait:
+    """The bookkeeping of one wait (`wait`, `iter_shards`) between its polls: the deadline, each request's
+    outage patience, the shards already yielded, the progress bar. A context manager: it closes the bar."""
+
+    def __init__(self, job: _Job, timeout: float | None, outage_timeout: float | None, progress: bool = False):
+        self.job_id = job.id
+        self.timeout = timeout
+        self.outage = job.outage_timeout if outage_timeout is None else outage_timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.seen: set[int] = set()
+        self.bar = _bar(job.info.get("n"), progress, job.id)
+
+    def __enter__(self) -> "_Wait":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def patience(self) -> float:
+        """How long the next poll may ride out an outage: the outage timeout, but not past the deadline."""
+        return self.outage if self.deadline is None else max(0.0, min(self.outage, self.deadline - time.monotonic()))
+
+    def _late(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def ended(self, status: dict[str, Any]) -> bool:
+        """After a poll of `wait`: whether the job ended; TimeoutError once the deadline has passed."""
+        if self.bar is not None:
+            self.bar.total = status["n"]
+            self.bar.update(status["done"] - self.bar.n)
+        if status["state"] in TERMINAL:
+            return True
+        if self._late():
+            where = f"{status['state']} after {self.timeout}s ({status['done']}/{status['n']})"
+            raise TimeoutError(f"batch job {self.job_id} still {where}")
+        return False
+
+    def fresh(self, status: dict[str, Any]) -> list[int] | None:
+        """After a poll of `iter_shards`: the shards not yet yielded (from now on counted as yielded); None
+        when the job ended with none left; TimeoutError when none came by the deadline."""
+        fresh = [sh["index"] for sh in status["shards"] if sh["index"] not in self.seen]
+        self.seen.update(fresh)
+        if not fresh and status["state"] in TERMINAL:
+            return None
+        if not fresh and self._late():
+            raise TimeoutError(f"batch job {self.job_id}: no new shard within {self.timeout}s")
+        return fresh
+
+
+BatchStream = TypeVar("BatchStream", Iterator[SampleBatch], AsyncIterator[SampleBatch])
+
+
+class _Batches(Generic[BatchStream]):
+    """What Batches and AsyncBatches share: the transport, the outage patience of their jobs, and calling."""
+
+    def __init__(self, transport: SyncTransport | AsyncTransport, outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT):
+        self._transport = transport
+        self.outage_timeout = outage_timeout
+
+    def __call__(
+        self,
+        batch_size: int,
+        *,
+        num_batches: int | None = None,
+        prefetch: int = 2,
+        seed: int = 0,
+        start: int = 0,
+        **kwargs: Any,
+    ) -> BatchStream:
+        """Consecutive batches of the stream `seed`, with `prefetch` requests in flight while you train.
+        Batch k holds samples start + k*batch_size...; kwargs are sample_batch's (model, policy, as_torch...)."""
+        samples_request(batch_size, seed=seed, start=start, **kwargs)  # a bad argument raises here, not later
+        calls = (
+            samples_request(batch_size, seed=seed, start=start + k * batch_size, **kwargs)
+            for k in (itertools.count() if num_batches is None else range(num_batches))
+        )
+        return self._prefetch(calls, max(1, prefetch))
+
+    def _prefetch(self, calls: Iterator[Call[SampleBatch]], depth: int) -> BatchStream:
+        raise NotImplementedError
+
+
+# ---- sync ---------------------------------------------------------------------------------------
+class BatchJob(_Job):
+    """A submitted job. `.status()` asks the server; the other methods build on it.
+
+    `outage_timeout`: how long the waits (`wait`, `iter_shards`, `download`, `dataset`) keep retrying
+    while the API is unreachable or answers 502/503/504, per request, before they raise.
+    """
+
+    _transport: SyncTransport
 
     def status(self, *, outage_timeout: float | None = None) -> dict[str, Any]:
         """GET /batches/{id}; with outage_timeout, retried through an outage of up to that many seconds."""
@@ -165,24 +251,9 @@ class BatchJob:
         up to `outage_timeout` seconds each (default: the job's, 300 s unless the client says otherwise).
         Raises BatchJobError when the job failed or was cancelled, TimeoutError after `timeout` seconds,
         APIConnectionError when the API stayed unreachable longer than the outage timeout."""
-        outage = self.outage_timeout if outage_timeout is None else outage_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        bar = _bar(self.info.get("n"), progress, self.id)
-        try:
-            while True:
-                s = self.status(outage_timeout=_patience(outage, deadline))
-                if bar is not None:
-                    bar.total = s["n"]
-                    bar.update(s["done"] - bar.n)
-                if s["state"] in TERMINAL:
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    where = f"{s['state']} after {timeout}s ({s['done']}/{s['n']})"
-                    raise TimeoutError(f"batch job {self.id} still {where}")
+        with _Wait(self, timeout, outage_timeout, progress) as w:
+            while not w.ended(s := self.status(outage_timeout=w.patience())):
                 time.sleep(self.poll_s)
-        finally:
-            if bar is not None:
-                bar.close()
         return _ended(self.id, s)
 
     def shard(self, k: int, *, outage_timeout: float | None = None) -> Shard:
@@ -192,20 +263,11 @@ class BatchJob:
 
     def iter_shards(self, timeout: float | None = None, *, outage_timeout: float | None = None) -> Iterator[Shard]:
         """Shards as they are written (in completion order), until the job ends; rides out outages as wait()."""
-        outage = self.outage_timeout if outage_timeout is None else outage_timeout
-        seen: set[int] = set()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            s = self.status(outage_timeout=_patience(outage, deadline))
-            fresh = [sh["index"] for sh in s["shards"] if sh["index"] not in seen]
+        w = _Wait(self, timeout, outage_timeout)
+        while (fresh := w.fresh(self.status(outage_timeout=w.patience()))) is not None:
             for k in fresh:
-                seen.add(k)
-                yield self.shard(k, outage_timeout=outage)
-            if s["state"] in TERMINAL and not fresh:
-                return
+                yield self.shard(k, outage_timeout=w.outage)
             if not fresh:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"batch job {self.id}: no new shard within {timeout}s")
                 time.sleep(self.poll_s)
 
     def download(self, directory: str | Path, labels: bool = True) -> list[Path]:
@@ -233,46 +295,20 @@ class BatchJob:
         return shard_dataset(paths, output=output, transform=transform)
 
 
-class Batches:
+class Batches(_Batches[Iterator[SampleBatch]]):
     """`client.batches(batch_size, ...)` iterates prefetched /samples batches; `.submit`, `.get`, `.list` and
     `.workers` are the batch-job queue."""
 
-    def __init__(self, transport: SyncTransport, outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT):
-        self._transport = transport
-        self.outage_timeout = outage_timeout
+    _transport: SyncTransport
 
-    def __call__(
-        self,
-        batch_size: int,
-        *,
-        num_batches: int | None = None,
-        prefetch: int = 2,
-        seed: int = 0,
-        start: int = 0,
-        **kwargs: Any,
-    ) -> Iterator[SampleBatch]:
-        """Consecutive batches of the stream `seed`, with `prefetch` requests in flight while you train.
-        Batch k holds samples start + k*batch_size...; kwargs are sample_batch's (model, policy, as_torch...)."""
-        samples_request(batch_size, seed=seed, start=start, **kwargs)  # a bad argument raises here, not in a thread
-        return self._prefetch(batch_size, num_batches, prefetch, seed, start, kwargs)
-
-    def _prefetch(self, batch_size, num_batches, prefetch, seed, start, kwargs) -> Iterator[SampleBatch]:
-        pool = concurrent.futures.ThreadPoolExecutor(max(1, prefetch), thread_name_prefix="cgn-prefetch")
+    def _prefetch(self, calls: Iterator[Call[SampleBatch]], depth: int) -> Iterator[SampleBatch]:
+        pool = concurrent.futures.ThreadPoolExecutor(depth, thread_name_prefix="cgn-prefetch")
         pending: list[concurrent.futures.Future] = []
-        k = 0
-
-        def schedule() -> None:
-            nonlocal k
-            while len(pending) < max(1, prefetch) and (num_batches is None or k < num_batches):
-                call = samples_request(batch_size, seed=seed, start=start + k * batch_size, **kwargs)
-                pending.append(pool.submit(self._transport.send, call))
-                k += 1
-
         try:
-            schedule()
+            pending += [pool.submit(self._transport.send, call) for call in itertools.islice(calls, depth)]
             while pending:
                 batch = pending.pop(0).result()
-                schedule()
+                pending += [pool.submit(self._transport.send, call) for call in itertools.islice(calls, 1)]
                 yield batch
         finally:
             for f in pending:
@@ -304,25 +340,10 @@ class Batches:
 
 
 # ---- async --------------------------------------------------------------------------------------
-class AsyncBatchJob:
+class AsyncBatchJob(_Job):
     """The asyncio twin of BatchJob (status, cancel, delete, wait, shard, iter_shards, download, labels_table)."""
 
-    def __init__(
-        self,
-        transport: AsyncTransport,
-        job_id: str,
-        info: dict[str, Any] | None = None,
-        poll_s: float = 0.5,
-        outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT,
-    ):
-        self._transport = transport
-        self.id = job_id
-        self.info = info or {}
-        self.poll_s = poll_s
-        self.outage_timeout = outage_timeout
-
-    def __repr__(self) -> str:
-        return f"AsyncBatchJob(id={self.id!r}, state={self.info.get('state')!r})"
+    _transport: AsyncTransport
 
     async def status(self, *, outage_timeout: float | None = None) -> dict[str, Any]:
         self.info = await self._transport.send(status_request(self.id), outage_timeout=outage_timeout)
@@ -339,23 +360,9 @@ class AsyncBatchJob:
         self, timeout: float | None = None, *, progress: bool = False, outage_timeout: float | None = None
     ) -> dict[str, Any]:
         """As BatchJob.wait: rides out an API outage of up to `outage_timeout` seconds per poll."""
-        outage = self.outage_timeout if outage_timeout is None else outage_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        bar = _bar(self.info.get("n"), progress, self.id)
-        try:
-            while True:
-                s = await self.status(outage_timeout=_patience(outage, deadline))
-                if bar is not None:
-                    bar.total = s["n"]
-                    bar.update(s["done"] - bar.n)
-                if s["state"] in TERMINAL:
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"batch job {self.id} still {s['state']} after {timeout}s")
+        with _Wait(self, timeout, outage_timeout, progress) as w:
+            while not w.ended(s := await self.status(outage_timeout=w.patience())):
                 await asyncio.sleep(self.poll_s)
-        finally:
-            if bar is not None:
-                bar.close()
         return _ended(self.id, s)
 
     async def shard(self, k: int, *, outage_timeout: float | None = None) -> Shard:
@@ -366,20 +373,11 @@ class AsyncBatchJob:
     async def iter_shards(
         self, timeout: float | None = None, *, outage_timeout: float | None = None
     ) -> AsyncIterator[Shard]:
-        outage = self.outage_timeout if outage_timeout is None else outage_timeout
-        seen: set[int] = set()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            s = await self.status(outage_timeout=_patience(outage, deadline))
-            fresh = [sh["index"] for sh in s["shards"] if sh["index"] not in seen]
+        w = _Wait(self, timeout, outage_timeout)
+        while (fresh := w.fresh(await self.status(outage_timeout=w.patience()))) is not None:
             for k in fresh:
-                seen.add(k)
-                yield await self.shard(k, outage_timeout=outage)
-            if s["state"] in TERMINAL and not fresh:
-                return
+                yield await self.shard(k, outage_timeout=w.outage)
             if not fresh:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"batch job {self.id}: no new shard within {timeout}s")
                 await asyncio.sleep(self.poll_s)
 
     async def download(self, directory: str | Path, labels: bool = True) -> list[Path]:
@@ -396,43 +394,18 @@ class AsyncBatchJob:
         return await self._transport.send(labels_request(self.id, text=True))
 
 
-class AsyncBatches:
+class AsyncBatches(_Batches[AsyncIterator[SampleBatch]]):
     """The asyncio twin of Batches: `async for b in client.batches(256)`, `await client.batches.submit(...)`."""
 
-    def __init__(self, transport: AsyncTransport, outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT):
-        self._transport = transport
-        self.outage_timeout = outage_timeout
+    _transport: AsyncTransport
 
-    def __call__(
-        self,
-        batch_size: int,
-        *,
-        num_batches: int | None = None,
-        prefetch: int = 2,
-        seed: int = 0,
-        start: int = 0,
-        **kwargs: Any,
-    ) -> AsyncIterator[SampleBatch]:
-        """Consecutive batches of the stream `seed`, `prefetch` requests in flight."""
-        samples_request(batch_size, seed=seed, start=start, **kwargs)  # a bad argument raises here
-        return self._prefetch(batch_size, num_batches, prefetch, seed, start, kwargs)
-
-    async def _prefetch(self, batch_size, num_batches, prefetch, seed, start, kwargs) -> AsyncIterator[SampleBatch]:
+    async def _prefetch(self, calls: Iterator[Call[SampleBatch]], depth: int) -> AsyncIterator[SampleBatch]:
         pending: list[asyncio.Task] = []
-        k = 0
-
-        def schedule() -> None:
-            nonlocal k
-            while len(pending) < max(1, prefetch) and (num_batches is None or k < num_batches):
-                call = samples_request(batch_size, seed=seed, start=start + k * batch_size, **kwargs)
-                pending.append(asyncio.ensure_future(self._transport.send(call)))
-                k += 1
-
         try:
-            schedule()
+            pending += [asyncio.ensure_future(self._transport.send(call)) for call in itertools.islice(calls, depth)]
             while pending:
                 batch = await pending.pop(0)
-                schedule()
+                pending += [asyncio.ensure_future(self._transport.send(call)) for call in itertools.islice(calls, 1)]
                 yield batch
         finally:
             for t in pending:

@@ -35,24 +35,14 @@ def counterfactual_request(
     truncation: float | None = None,
     format: str = "png",
 ) -> Call[Counterfactual]:
-    body = without_none(
-        {
-            "model": model,
-            "shape": shape,
-            "texture": texture,
-            "bg": bg,
-            "seed": seed,
-            "seeds": seeds,
-            "truncation": truncation,
-            "outputs": list(outputs),
-            "format": format,
-        }
-    )
+    """Each of shape/texture/bg: a class id, a class name, an asset name, or asset("NAME")."""
+    body = {"model": model, "shape": shape, "texture": texture, "bg": bg, "seed": seed, "seeds": seeds}
+    body |= {"truncation": truncation, "outputs": list(outputs), "format": format}
     return Call(
         "POST",
         "/counterfactual",
         lambda r: Counterfactual.from_json(r.json()),
-        json=body,
+        json=without_none(body),
         headers={"Accept": "application/json"},
         idempotent=True,
     )
@@ -66,6 +56,7 @@ def mechanism_request(
     model: str | None = None,
     truncation: float | None = None,
 ) -> Call[Image.Image]:
+    """One mechanism's output: "shape" (the mask), "texture" (foreground) or "background"."""
     body = without_none({"model": model, "label": label, "seed": seed, "truncation": truncation, "format": "png"})
     return Call("POST", f"/mechanisms/{mechanism}", png_image, json=body, idempotent=True)
 
@@ -85,24 +76,12 @@ def samples_request(
     truncation: float | None = None,
     as_torch: bool = False,
 ) -> Call[SampleBatch]:
-    body = without_none(
-        {
-            "model": model,
-            "n": n,
-            "seed": seed,
-            "start": start,
-            "shape": shape,
-            "texture": texture,
-            "bg": bg,
-            "policy": policy,
-            "cfs_per_shape": cfs_per_shape,
-            "outputs": list(outputs),
-            "truncation": truncation,
-        }
-    )
+    """Samples start..start+n-1 of the stream `seed` (the same samples a batch job with that seed holds)."""
+    body = {"model": model, "n": n, "seed": seed, "start": start, "shape": shape, "texture": texture, "bg": bg}
+    body |= {"policy": policy, "cfs_per_shape": cfs_per_shape, "outputs": list(outputs), "truncation": truncation}
 
     def parse(r: httpx.Response) -> SampleBatch:
         arrays, meta = decode_samples(r.content)
         return SampleBatch.from_arrays(arrays, meta, as_torch)
 
-    return Call("POST", "/samples", parse, json=body, headers={"Accept": MEDIA_TYPE}, idempotent=True)
+    return Call("POST", "/samples", parse, json=without_none(body), headers={"Accept": MEDIA_TYPE}, idempotent=True)
