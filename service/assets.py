@@ -2,6 +2,11 @@
 
 Uploads are decoded with limits checked before any pixel is decompressed (PIL reads the header
 first), so a small file that claims a huge canvas is refused without allocating it.
+
+A PNG, JPEG or WebP upload is stored as uploaded (a 1 MB JPEG stays 1 MB, where its pixels as PNG take
+25 MB); BMP and GIF are stored as PNG of their pixels. The pixels an asset stands in with are always the
+decoded stored file (first frame, RGB; grey levels for a mask), the same in every process. Decoding and
+resizing happen in `tensor`, which callers run off the event loop: `get` reads metadata only.
 """
 
 import hashlib
@@ -20,6 +25,9 @@ from PIL import Image
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
+KEPT_AS_UPLOADED = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}  # else: stored as PNG of the pixels
+MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
+PNG_MODES = ("1", "L", "LA", "P", "RGB", "RGBA")
 MOON_SIZE = 512
 
 
@@ -32,14 +40,29 @@ class AssetError(ValueError):
         self.allowed = allowed
 
 
+class AssetQuotaExceeded(AssetError):
+    """Storing the upload would pass a limit of the asset store: `setting` names it, `limit` is its value."""
+
+    def __init__(self, message: str, field: str, setting: str, limit: int):
+        super().__init__(message, field)
+        self.setting = setting
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class Asset:
     name: str
     width: int
     height: int
-    digest: str  # sha256 of the stored PNG: part of the micro-batch key
+    digest: str  # sha256 of the stored file: part of the micro-batch key
     builtin: bool
     description: str = ""
+    media_type: str = "image/png"
+    size: int | None = None  # bytes of the stored file
+
+    @property
+    def suffix(self) -> str:
+        return next(s for s, t in MEDIA_TYPES.items() if t == self.media_type)
 
     def info(self) -> dict:
         return {
@@ -49,7 +72,19 @@ class Asset:
             "sha256": self.digest,
             "builtin": self.builtin,
             "description": self.description,
+            "media_type": self.media_type,
+            "bytes": self.size,
         }
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A checked upload, ready to store: the file to keep, its suffix and its pixel size."""
+
+    data: bytes
+    suffix: str
+    width: int
+    height: int
 
 
 def moon(size: int = MOON_SIZE) -> Image.Image:
@@ -93,11 +128,26 @@ def _builtin_png(name: str) -> bytes:
 @lru_cache(maxsize=4)
 def _builtin_asset(name: str) -> "Asset":
     data = _builtin_png(name)
-    return Asset(name, MOON_SIZE, MOON_SIZE, hashlib.sha256(data).hexdigest(), True, BUILTIN[name][1])
+    return Asset(name, MOON_SIZE, MOON_SIZE, hashlib.sha256(data).hexdigest(), True, BUILTIN[name][1], size=len(data))
+
+
+def _rgb(img: Image.Image) -> Image.Image:
+    """An image's pixels as RGB (transparency dropped)."""
+    return img.convert("RGBA").convert("RGB") if img.mode in ("P", "LA", "RGBA", "PA") else img.convert("RGB")
+
+
+def check_upload(data: bytes, max_side: int, max_pixels: int) -> Upload:
+    """Validate an upload (decoding it whole) and choose what to store; AssetError names the problem."""
+    img = decode_upload(data, max_side, max_pixels)
+    suffix = KEPT_AS_UPLOADED.get(img.format or "")
+    if suffix:
+        return Upload(data, suffix, img.width, img.height)
+    # BMP, GIF: a PNG in the image's own mode (a GIF's palette stays a palette), the same pixels
+    return Upload(_png(img if img.mode in PNG_MODES else _rgb(img)), ".png", img.width, img.height)
 
 
 def decode_upload(data: bytes, max_side: int, max_pixels: int) -> Image.Image:
-    """Validate and decode an uploaded image; AssetError names the problem."""
+    """Validate and decode an uploaded image (its first frame, as the file has it); AssetError names the problem."""
     if not data:
         raise AssetError("file: the upload is empty")
     try:
@@ -122,61 +172,114 @@ def decode_upload(data: bytes, max_side: int, max_pixels: int) -> Image.Image:
         raise AssetError(
             f"file: not a readable image ({type(exc).__name__})", allowed=", ".join(ALLOWED_FORMATS)
         ) from exc
-    return img.convert("RGBA").convert("RGB") if img.mode in ("P", "LA", "RGBA", "PA") else img.convert("RGB")
+    return img
 
 
 class AssetStore:
-    """Built-in assets plus uploads under a directory (name.png + name.json)."""
+    """Built-in assets plus uploads under a directory: NAME.json (metadata) beside NAME.png, .jpg or .webp."""
 
     def __init__(self, directory: Path):
         self.dir = Path(directory)
         self._lock = threading.Lock()
         self._tensors: dict[tuple[str, int, bool], torch.Tensor] = {}
 
+    def _uploaded(self) -> list[str]:
+        return [p.stem for p in self.dir.glob("*.json") if NAME_RE.match(p.stem)] if self.dir.is_dir() else []
+
     def names(self) -> list[str]:
-        uploaded = [p.stem for p in self.dir.glob("*.png")] if self.dir.is_dir() else []
-        return sorted(set(BUILTIN) | set(uploaded))
+        return sorted(set(BUILTIN) | set(self._uploaded()))
 
     def get(self, name: str) -> Asset | None:
+        """Metadata only (a small file read): no pixel is decoded here."""
         if name in BUILTIN:
             return _builtin_asset(name)
         if not NAME_RE.match(name):
             return None
         meta = self.dir / f"{name}.json"
-        if not meta.is_file():
+        try:
+            return Asset(**json.loads(meta.read_text()))
+        except (FileNotFoundError, ValueError, TypeError):
             return None
-        return Asset(**json.loads(meta.read_text()))
 
-    def png(self, name: str) -> bytes:
-        if name in BUILTIN:
-            return _builtin_png(name)
-        return (self.dir / f"{name}.png").read_bytes()
+    def data(self, asset: Asset) -> bytes:
+        """The stored file, as served by GET /assets/{name}."""
+        if asset.builtin:
+            return _builtin_png(asset.name)
+        return (self.dir / f"{asset.name}{asset.suffix}").read_bytes()
 
-    def put(self, name: str, img: Image.Image, description: str = "") -> Asset:
+    def put(
+        self,
+        name: str,
+        upload: Upload,
+        description: str = "",
+        max_assets: int | None = None,
+        max_bytes: int | None = None,
+    ) -> Asset:
+        """Store (or replace) an uploaded asset; AssetQuotaExceeded when the store would hold more than
+        `max_assets` uploads or `max_bytes` bytes of them."""
         if not NAME_RE.match(name):
             raise AssetError(
                 f"name: {name!r} is not a valid asset name", field="name", allowed="lower-case letter, then [a-z0-9_-]"
             )
         if name in BUILTIN:
             raise AssetError(f"name: {name!r} is a built-in asset and cannot be replaced", field="name")
-        data = _png(img)
-        asset = Asset(name, img.width, img.height, hashlib.sha256(data).hexdigest(), False, description)
+        data = upload.data
+        digest = hashlib.sha256(data).hexdigest()
+        asset = Asset(
+            name, upload.width, upload.height, digest, False, description, MEDIA_TYPES[upload.suffix], len(data)
+        )
         with self._lock:
+            sizes = {n: self._stored_bytes(n) for n in self._uploaded()}
+            replaced = sizes.pop(name, None)
+            if max_assets is not None and replaced is None and len(sizes) + 1 > max_assets:
+                raise AssetQuotaExceeded(
+                    f"name: the asset store holds {len(sizes)} uploaded assets, the most CGN_MAX_ASSETS allows "
+                    f"({max_assets}); replace one (upload under its name) instead",
+                    "name",
+                    "CGN_MAX_ASSETS",
+                    max_assets,
+                )
+            total = sum(sizes.values()) + len(data)
+            if max_bytes is not None and total > max_bytes:
+                raise AssetQuotaExceeded(
+                    f"file: storing this {len(data)}-byte image would make the uploaded assets {total} bytes; "
+                    f"CGN_MAX_ASSET_BYTES allows {max_bytes}",
+                    "file",
+                    "CGN_MAX_ASSET_BYTES",
+                    max_bytes,
+                )
             self.dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.dir / f".{name}.png.tmp"
+            tmp = self.dir / f".{name}{upload.suffix}.tmp"
             tmp.write_bytes(data)
-            tmp.replace(self.dir / f"{name}.png")
+            tmp.replace(self.dir / f"{name}{upload.suffix}")
             meta = self.dir / f".{name}.json.tmp"
             meta.write_text(json.dumps(asset.__dict__))
             meta.replace(self.dir / f"{name}.json")
+            for suffix in MEDIA_TYPES:  # the file of a replaced asset of another format
+                if suffix != upload.suffix:
+                    (self.dir / f"{name}{suffix}").unlink(missing_ok=True)
         return asset
 
+    def _stored_bytes(self, name: str) -> int:
+        asset = self.get(name)
+        if asset is None:
+            return 0
+        try:
+            return (self.dir / f"{name}{asset.suffix}").stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def tensor(self, asset: Asset, size: int, as_mask: bool) -> torch.Tensor:
-        """(1, C, size, size) float in [0, 1]: RGB, or grey levels when it stands in for a mask."""
+        """(1, C, size, size) float in [0, 1]: RGB, or grey levels when it stands in for a mask.
+
+        Decodes and resizes the stored image on first use (a large one takes a while): call it off the event loop."""
         key = (asset.digest, size, as_mask)
         cached = self._tensors.get(key)
         if cached is None:
-            img = Image.open(io.BytesIO(self.png(asset.name))).convert("L" if as_mask else "RGB")
+            with Image.open(io.BytesIO(self.data(asset))) as stored:
+                img = _rgb(stored)
+            if as_mask:
+                img = img.convert("L")
             if img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.float32) / 255.0

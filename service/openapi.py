@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 from service.schemas import ErrorBody
 
@@ -24,10 +25,26 @@ DEFAULT_DESCRIPTIONS = {
 }
 
 
-def _error_schemas() -> dict[str, Any]:
-    schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+def _schemas(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema and those it refers to, as components."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = schema.pop("$defs", {})
-    return {"ErrorBody": schema, **defs}
+    return {model.__name__: schema, **defs}
+
+
+def _error_schemas() -> dict[str, Any]:
+    return _schemas(ErrorBody)
+
+
+_BODIES: dict[str, type[BaseModel]] = {}
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI requestBody of a route that reads its JSON body itself (`openapi_extra`); the model is
+    added to the components."""
+    _BODIES[model.__name__] = model
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"required": True, "content": {"application/json": {"schema": ref}}}
 
 
 def document(app: FastAPI) -> dict[str, Any]:
@@ -36,6 +53,9 @@ def document(app: FastAPI) -> dict[str, Any]:
     )
     components = doc.setdefault("components", {}).setdefault("schemas", {})
     components.update(_error_schemas())
+    for model in _BODIES.values():
+        for name, schema in _schemas(model).items():
+            components.setdefault(name, schema)
     for ops in doc.get("paths", {}).values():
         for op in ops.values():
             if op.get("security"):  # behind require_api_key: a 401 when keys are configured

@@ -243,8 +243,11 @@ async def load(services: Services, name: str) -> LoadedModel:
 async def run(services: Services, plan: Plan) -> dict[str, np.ndarray]:
     """Queue the plan for the model owner and wait; Overloaded (with Retry-After) when the queue is full."""
     await load(services, plan.model)
+    # an asset's first use decodes and resizes its image (a large one takes a while): not on the event loop
+    assets = any(pick.asset is not None for pick in plan.picks.values())
+    work = await asyncio.to_thread(plan.work, services) if assets else plan.work(services)
     try:
-        future = services.runner.submit(plan.work(services))
+        future = services.runner.submit(work)
     except QueueFull as exc:
         raise Overloaded(f"the model is busy: {exc}; retry later", services.settings.retry_after_s) from exc
     return await asyncio.wrap_future(future)

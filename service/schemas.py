@@ -12,6 +12,7 @@ Format = Literal["png", "jpeg", "npy"]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Truncation = Annotated[float, Field(gt=0, le=1, description="BigGAN truncation (ImageNet models)")]
 Label = StrictInt | Name
+LabelRow = Annotated[list[Label], Field(min_length=3, max_length=3)]  # [shape, texture, background]
 
 
 class AssetRef(BaseModel):
@@ -174,7 +175,7 @@ class BatchRequest(BaseModel):
             "examples": [
                 {"model": "mnist-wildlife", "n": 100000, "seed": 1, "format": "wds", "shard_size": 1000},
                 {"n": 5000, "shape": 3, "cfs_per_shape": 10, "outputs": ["composite", "mask"]},
-                {"labels": [[3, "red", 0], [7, 1, 2]], "seed": 5},
+                {"labels": [[3, "red-white stripes", 0], ["seven", 1, "sandy marble"]], "seed": 5},
             ]
         },
     )
@@ -187,8 +188,8 @@ class BatchRequest(BaseModel):
     shape: Label | None = Field(None, description="fix the shape label of every sample (id or name)")
     texture: Label | None = Field(None, description="fix the texture label of every sample")
     background: Label | None = Field(None, alias="bg", description="fix the background label (alias: background)")
-    labels: Annotated[list[Annotated[list[Label], Field(min_length=3, max_length=3)]], Field(min_length=1)] | None = (
-        Field(None, description="explicit [shape, texture, background] per sample; n defaults to its length")
+    labels: Annotated[list[LabelRow], Field(min_length=1)] | None = Field(
+        None, description="explicit [shape, texture, background] per sample; n defaults to its length"
     )
     cfs_per_shape: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = Field(
         1, description="counterfactuals per shape: k consecutive samples share shape label and noise"
@@ -203,9 +204,10 @@ class BatchRequest(BaseModel):
     truncation: Truncation | None = Field(None, description="BigGAN truncation (ImageNet models); default: the model's")
 
     def plan_args(self) -> dict[str, Any]:
-        fields = {"model", "n", "seed", "policy", "labels", "cfs_per_shape", "outputs", "shard_size", "format"}
+        fields = {"model", "n", "seed", "policy", "cfs_per_shape", "outputs", "shard_size", "format"}
         fixed = {"shape": self.shape, "texture": self.texture, "background": self.background}
-        return self.model_dump(include=fields) | {"fixed": fixed, "truncation": self.truncation}
+        # labels as they are: a copy of a large table would be slow
+        return self.model_dump(include=fields) | {"fixed": fixed, "labels": self.labels, "truncation": self.truncation}
 
 
 # ---- responses: what a client really gets -------------------------------------------------------------------
@@ -292,9 +294,11 @@ class AssetInfo(BaseModel):
     name: str
     width: int
     height: int
-    sha256: str
+    sha256: str = Field(..., description="sha256 of the stored image file")
     builtin: bool
     description: str
+    media_type: str = Field("image/png", description="how the image is stored and served: PNG, JPEG or WebP")
+    bytes: int | None = Field(None, description="size of the stored image file")
 
 
 class ModelList(BaseModel):
@@ -387,7 +391,6 @@ class BatchJob(BaseModel):
     failed_shards: list[int] | None = None
     errors: list[JobError] | None = None
     labels_url: str | None = None
-    results: str | None = None
     spec: JobSpecView | None = None
 
 
@@ -407,8 +410,9 @@ class DeletedJob(BaseModel):
 class WorkerInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str
-    alive: bool
-    state: str | None = None
+    alive: bool = Field(..., description="heard from within the last 3 heartbeats")
+    state: str | None = Field(None, description="idle, busy or stopping; lost once silent for 3 heartbeats")
+    last_state: str | None = Field(None, description="a lost worker's last reported state")
     heartbeat_at: float | None = None
 
 

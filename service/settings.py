@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     )
     max_asset_side: int = Field(4096, ge=1, description="widest/tallest uploaded asset, pixels")
     max_asset_pixels: int = Field(16 * 1024 * 1024, ge=1, description="most pixels an uploaded asset may decode to")
+    max_assets: int = Field(1000, ge=1, description="most uploaded assets kept; one more: 409 (replacing one is fine)")
+    max_asset_bytes: int = Field(
+        1024**3, ge=1, description="most bytes all uploaded assets may take on disk; beyond: 413"
+    )
 
     # files
     assets_dir: Path = Field(Path("var/assets"), description="uploaded assets")
@@ -65,6 +69,9 @@ class Settings(BaseSettings):
     batch_gen_batch_size: int = Field(256, ge=1, description="samples per forward pass inside a worker")
     batch_worker_grace_s: float = Field(30.0, ge=0, description="a worker's time to finish its chunk on SIGTERM")
     batch_sweep_s: float = Field(60.0, gt=0, description="how often a worker deletes expired jobs and dead workers")
+    batch_worker_expiry_s: float = Field(
+        300.0, gt=0, description="a worker silent this long leaves GET /batches/workers (silent 3 heartbeats: lost)"
+    )
     batch_worker_models: int = Field(2, ge=1, description="models a worker keeps loaded (least recently used out)")
     batch_full_retry_after_s: int = Field(10, ge=1, description="Retry-After when the batch queue is full")
     redis_retry_after_s: int = Field(5, ge=1, description="Retry-After when Redis is unreachable")

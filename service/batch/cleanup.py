@@ -35,13 +35,12 @@ def sweep(queue: BatchQueue, now: float | None = None, limit: int = 100) -> list
     return removed
 
 
-def forget_dead_workers(queue: BatchQueue, silent_s: float = 3600.0) -> None:
-    """Drop heartbeat records and consumers of workers gone for `silent_s` (SIGKILLed ones never deregister).
-    A consumer still holding chunks is kept: deleting it would drop them from the pending list."""
-    now = time.time()
-    for w in queue.workers():
-        if now - w.get("heartbeat_at", 0) > silent_s:
-            queue.r.hdel(queue.workers_key, w["name"])
+def forget_dead_workers(queue: BatchQueue, silent_s: float | None = None) -> None:
+    """Drop heartbeat records and consumers of workers gone for `silent_s` (default: the queue's worker expiry;
+    SIGKILLed workers never deregister). A consumer still holding chunks is kept: deleting it would drop
+    them from the pending list."""
+    silent_s = queue.config.worker_expiry_s if silent_s is None else silent_s
+    queue.forget_workers(silent_s)
     try:
         consumers = queue.r.xinfo_consumers(queue.stream, queue.config.group)
     except Exception:  # no stream or group yet

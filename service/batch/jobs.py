@@ -3,8 +3,11 @@
 No HTTP here; service/routes/batches.py parses requests and sends what these return.
 """
 
+import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -38,22 +41,51 @@ def job_status(queue: BatchQueue, job_id: str, retry_after: int) -> dict[str, An
     return status
 
 
-def explicit_labels(manifest: Manifest, rows: list[list[Any]]) -> np.ndarray:
-    """Each row's three labels resolved to ids; a bad one names its row and column."""
-    cache: dict[tuple[int, Any], int] = {}
+EXPLICIT_SLICE = 16_384  # rows resolved per step: no step holds the GIL for long
+
+
+def explicit_labels(manifest: Manifest, rows: list[list[Any]] | np.ndarray) -> np.ndarray:
+    """Each row's three labels resolved to ids; a bad one names its row and column (the first in row order).
+
+    Each distinct value of a column is resolved once; the rows are then mapped column by column, in slices."""
     out = np.empty((len(rows), 3), dtype=np.int64)
-    for i, row in enumerate(rows):
-        for m, value in enumerate(row):
-            key = (m, value)
-            if key not in cache:
+    ids: list[dict[Any, int]] = [{}, {}, {}]
+    for start in range(0, len(rows), EXPLICIT_SLICE):
+        part = rows[start : start + EXPLICIT_SLICE]
+        bad: list[tuple[int, int, Problem]] = []
+        columns = []
+        for m, known in enumerate(ids):
+            column = part[:, m].tolist() if isinstance(part, np.ndarray) else [row[m] for row in part]
+            columns.append(column)
+            for value in set(column) - known.keys():  # 3 and "3" are different keys, as they should be
                 try:
-                    cache[key] = fixed_label(manifest, MECHANISMS[m], value)
+                    known[value] = fixed_label(manifest, MECHANISMS[m], value)
                 except Problem as exc:
-                    exc.message = f"labels[{i}][{m}] ({MECHANISMS[m]}): {exc.message}"
-                    exc.field = f"labels.{i}.{m}"
-                    raise
-            out[i, m] = cache[key]
+                    bad.append((start + column.index(value), m, exc))
+        if bad:
+            i, m, exc = min(bad, key=lambda b: b[:2])
+            exc.message = f"labels[{i}][{m}] ({MECHANISMS[m]}): {exc.message}"
+            exc.field = f"labels.{i}.{m}"
+            raise exc
+        for m, column in enumerate(columns):
+            out[start : start + len(part), m] = np.fromiter(map(ids[m].__getitem__, column), np.int64, len(column))
     return out
+
+
+def fingerprint(spec: BatchSpec, explicit: np.ndarray | None) -> str:
+    """sha256 of what a request asks for: its resolved spec (where results go aside) and its label table.
+    Requests that differ only in how they name a class (3 or "three") ask for the same job."""
+    digest = hashlib.sha256(
+        json.dumps({k: v for k, v in asdict(spec).items() if k != "results"}, sort_keys=True).encode()
+    )
+    if explicit is not None:
+        digest.update(np.ascontiguousarray(explicit, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+def idempotency_scope(api_key: str | None) -> str:
+    """Idempotency keys live per API key (a hash of it, never the key); without configured keys, one space."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:32] if api_key else "open"
 
 
 def job_plan(
@@ -64,7 +96,7 @@ def job_plan(
     seed: int,
     policy: str,
     fixed: dict[str, int | str | None],
-    labels: list[list[int | str]] | None,
+    labels: list[list[int | str]] | np.ndarray | None,
     cfs_per_shape: int,
     outputs: list[str],
     shard_size: int | None,
@@ -149,7 +181,6 @@ def job_view(status: dict[str, Any], full: bool = True) -> dict[str, Any]:
         failed_shards=status["failed_shards"],
         errors=status["errors"],
         labels_url=f"/batches/{job_id}/labels.csv",
-        results=f"{spec.results}/{job_id}",
         spec={
             "seed": spec.seed,
             "policy": spec.policy,

@@ -33,6 +33,7 @@ class QueueConfig:
     max_deliveries: int = 5
     ttl_s: float = 7 * 24 * 3600.0
     max_queued_samples: int = 10_000_000
+    worker_expiry_s: float = 300.0  # a worker silent this long is dropped from the list (3 heartbeats: lost)
 
     @classmethod
     def from_settings(cls, settings: Any) -> "QueueConfig":
@@ -55,10 +56,29 @@ class QueueFull(Exception):
         super().__init__(f"the batch queue holds {queued} samples not yet generated; the limit is {limit}")
 
 
+class IdempotencyConflict(Exception):
+    """The idempotency key already names a job that was submitted with another request body."""
+
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+        super().__init__(f"the key was first used for job {job_id}, with a different request body")
+
+
+# An idempotency key maps to "<job id> <fingerprint of the request>" while its job exists: the same key
+# with the same request returns that job, with another request it is a conflict (a job that is gone,
+# purged or expired, frees its key).
 _SUBMIT = """
 if KEYS[7] ~= '' then
   local seen = redis.call('GET', KEYS[7])
-  if seen then return {2, seen} end
+  if seen then
+    local id, fp = seen, ''
+    local sep = string.find(seen, ' ', 1, true)
+    if sep then id, fp = string.sub(seen, 1, sep - 1), string.sub(seen, sep + 1) end
+    if redis.call('EXISTS', ARGV[11] .. id) == 1 then
+      if fp ~= '' and fp ~= ARGV[10] then return {3, id} end
+      return {2, id}
+    end
+  end
 end
 local queued = tonumber(redis.call('GET', KEYS[4]) or '0')
 local n = tonumber(ARGV[3])
@@ -71,8 +91,32 @@ redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
 redis.call('INCRBY', KEYS[4], n)
 if ARGV[8] ~= '' then redis.call('SET', KEYS[6], ARGV[8]) end
 for k = 0, tonumber(ARGV[4]) - 1 do redis.call('XADD', KEYS[5], '*', 'job', ARGV[1], 'chunk', k) end
-if KEYS[7] ~= '' then redis.call('SET', KEYS[7], ARGV[1], 'EX', math.ceil(tonumber(ARGV[6]) - tonumber(ARGV[5]))) end
+if KEYS[7] ~= '' then
+  local ttl = math.ceil(tonumber(ARGV[6]) - tonumber(ARGV[5]))
+  redis.call('SET', KEYS[7], ARGV[1] .. ' ' .. ARGV[10], 'EX', ttl)
+  redis.call('HSET', KEYS[1], 'idempotency_key', KEYS[7])
+end
 return {1, queued + n}
+"""
+
+# Drop a job's records, and its idempotency key if that still names the job.
+_FORGET = """
+local key = redis.call('HGET', KEYS[1], 'idempotency_key')
+if key then
+  local seen = redis.call('GET', key)
+  if seen and (seen == ARGV[1] or string.sub(seen, 1, #ARGV[1] + 1) == ARGV[1] .. ' ') then
+    redis.call('DEL', key)
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
+"""
+
+# Drop a worker's heartbeat record unless it beat again since it was read.
+_FORGET_WORKER = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
 """
 
 _START = """
@@ -135,6 +179,8 @@ class BatchQueue:
         self._start = self.r.register_script(_START)
         self._settle = self.r.register_script(_SETTLE)
         self._cancel = self.r.register_script(_CANCEL)
+        self._forget = self.r.register_script(_FORGET)
+        self._forget_worker = self.r.register_script(_FORGET_WORKER)
 
     @classmethod
     def from_url(cls, url: str, config: QueueConfig | None = None) -> "BatchQueue":
@@ -145,20 +191,35 @@ class BatchQueue:
         return f"{self.config.prefix}:job:{job_id}" + (f":{part}" if part else "")
 
     # ---- API side -------------------------------------------------------------------------------
-    def submit(self, spec: BatchSpec, explicit: np.ndarray | None = None, idempotency_key: str | None = None) -> str:
-        """-> job id. A repeated idempotency key returns the first job's id (a client retrying a POST
-        whose answer it lost does not queue the job twice)."""
+    def idempotency_key(self, key: str, scope: str = "open") -> str:
+        """The Redis key of an idempotency key; `scope` keeps the keys of different API keys apart."""
+        return f"{self.config.prefix}:idempotency:{scope}:{key}"
+
+    def submit(
+        self,
+        spec: BatchSpec,
+        explicit: np.ndarray | None = None,
+        idempotency_key: str | None = None,
+        *,
+        scope: str = "open",
+        fingerprint: str = "",
+    ) -> str:
+        """-> job id. A repeated idempotency key (within its scope) returns the first job's id, so a client
+        retrying a POST whose answer it lost does not queue the job twice; IdempotencyConflict when the
+        first job was submitted with another `fingerprint` (another request body)."""
         job_id = uuid.uuid4().hex
         now = time.time()
         labels = b"" if explicit is None else np.ascontiguousarray(explicit, dtype="<i8").tobytes()
         keys = [self.job_key(job_id), self.jobs, self.expiry, self.queued_key, self.stream]
         keys.append(self.job_key(job_id, "labels"))
-        keys.append(f"{self.config.prefix}:idempotency:{idempotency_key}" if idempotency_key else "")
+        keys.append(self.idempotency_key(idempotency_key, scope) if idempotency_key else "")
         args = [job_id, spec.to_json(), spec.n, spec.num_chunks, now, now + self.config.ttl_s]
-        args += [self.config.max_queued_samples, labels, self.config.group]
+        args += [self.config.max_queued_samples, labels, self.config.group, fingerprint, self.job_key("")]
         ok, value = self._submit(keys=keys, args=args)
         if ok == 0:
             raise QueueFull(int(value), self.config.max_queued_samples)
+        if ok == 3:
+            raise IdempotencyConflict(value.decode())
         return value.decode() if ok == 2 else job_id
 
     def status(self, job_id: str) -> dict[str, Any] | None:
@@ -202,14 +263,11 @@ class BatchQueue:
         return state.decode() if state else None
 
     def forget(self, job_id: str) -> None:
-        """Drop a job's records (after cancel); its stream entries are acked by workers as orphans."""
+        """Drop a job's records (after cancel) and free its idempotency key; its stream entries are acked by
+        workers as orphans."""
         self.cancel(job_id)
-        parts = ["", "done", "failed", "errors", "labels"]
-        pipe = self.r.pipeline(transaction=True)
-        pipe.delete(*[self.job_key(job_id, p) for p in parts])
-        pipe.zrem(self.jobs, job_id)
-        pipe.zrem(self.expiry, job_id)
-        pipe.execute()
+        keys = [self.job_key(job_id, p) for p in ("", "done", "failed", "errors", "labels")]
+        self._forget(keys=[*keys, self.jobs, self.expiry], args=[job_id])
 
     def expired(self, now: float, limit: int = 100) -> list[str]:
         return [j.decode() for j in self.r.zrangebyscore(self.expiry, "-inf", now, start=0, num=limit)]
@@ -218,14 +276,33 @@ class BatchQueue:
         return int(self.r.get(self.queued_key) or 0)
 
     def workers(self) -> list[dict[str, Any]]:
+        """Workers heard from within `worker_expiry_s`, by name. One silent for 3 heartbeats (SIGKILLed, or
+        cut off from Redis) is `alive: false` and in state `lost`, its last reported state in `last_state`;
+        once silent for `worker_expiry_s` its record is dropped."""
         now = time.time()
         out = []
         for name, raw in sorted(self.r.hgetall(self.workers_key).items()):
             info = json.loads(raw)
+            silent = now - info.get("heartbeat_at", 0)
+            if silent > self.config.worker_expiry_s:
+                self._forget_worker(keys=[self.workers_key], args=[name, raw])
+                continue
             info["name"] = name.decode()
-            info["alive"] = now - info.get("heartbeat_at", 0) < 3 * self.config.heartbeat_s
+            info["alive"] = silent < 3 * self.config.heartbeat_s
+            if not info["alive"]:
+                info["last_state"], info["state"] = info.get("state"), "lost"
             out.append(info)
         return out
+
+    def forget_workers(self, silent_s: float) -> list[str]:
+        """Drop the heartbeat records of workers silent for more than `silent_s`; -> their names."""
+        now = time.time()
+        gone = []
+        for name, raw in self.r.hgetall(self.workers_key).items():
+            silent = now - json.loads(raw).get("heartbeat_at", 0) > silent_s
+            if silent and self._forget_worker(keys=[self.workers_key], args=[name, raw]):
+                gone.append(name.decode())
+        return gone
 
     # ---- worker side ----------------------------------------------------------------------------
     def ensure_group(self) -> None:

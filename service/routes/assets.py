@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from service.assets import AssetError, decode_upload
+from service.assets import MEDIA_TYPES, AssetError, AssetQuotaExceeded, check_upload
 from service.deps import get_services, require_api_key
 from service.problems import Conflict, InvalidInput, NotFound, TooLarge
 from service.schemas import AssetInfo, AssetList
@@ -20,8 +20,8 @@ router = APIRouter(tags=["assets"], dependencies=[Depends(require_api_key)])
     summary="Store an uploaded image under a name; use it as {'asset': NAME} or a plain word",
     response_model=AssetInfo,
     responses={
-        409: {"description": "the name is a built-in asset"},
-        413: {"description": "file too large"},
+        409: {"description": "the name is a built-in asset, or CGN_MAX_ASSETS uploads are stored"},
+        413: {"description": "file too large, or the uploads would take more than CGN_MAX_ASSET_BYTES"},
         422: {"description": "not an image, bad name, too many pixels, decompression bomb"},
     },
 )
@@ -38,8 +38,13 @@ async def upload(
     if name in ("moon",) or (services.assets.get(name) is not None and services.assets.get(name).builtin):
         raise Conflict(f"name: {name!r} is a built-in asset and cannot be replaced", "name")
     try:
-        img = await run_in_threadpool(decode_upload, data, s.max_asset_side, s.max_asset_pixels)
-        asset = await run_in_threadpool(services.assets.put, name, img, description)
+        checked = await run_in_threadpool(check_upload, data, s.max_asset_side, s.max_asset_pixels)
+        asset = await run_in_threadpool(
+            services.assets.put, name, checked, description, s.max_assets, s.max_asset_bytes
+        )
+    except AssetQuotaExceeded as exc:
+        kind = TooLarge if exc.setting == "CGN_MAX_ASSET_BYTES" else Conflict
+        raise kind(str(exc), exc.field, setting=exc.setting, limit=exc.limit) from exc
     except AssetError as exc:
         raise InvalidInput(str(exc), exc.field, allowed=exc.allowed) from exc
     return asset.info()
@@ -52,12 +57,12 @@ def list_assets(services: Services = Depends(get_services)) -> dict:
 
 @router.get(
     "/assets/{name}",
-    summary="An asset's image (PNG)",
+    summary="An asset's image, as stored: a PNG, JPEG or WebP upload as uploaded, other formats as PNG",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, 404: {"description": "unknown asset"}},
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}, 404: {"description": "unknown asset"}},
 )
 def get_asset(name: str, services: Services = Depends(get_services)) -> Response:
     asset = services.assets.get(name)
     if asset is None:
         raise NotFound(f"name: unknown asset {name!r}", "name", allowed=services.assets.names())
-    return Response(services.assets.png(name), media_type="image/png")
+    return Response(services.assets.data(asset), media_type=asset.media_type)

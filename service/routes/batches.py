@@ -1,15 +1,19 @@
 """Batch jobs: submit (202 + id), status, shard and labels downloads, cancel, list. See docs/batch.md."""
 
+import asyncio
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
+from service import openapi
 from service.batch import cleanup
-from service.batch.jobs import broker, job_plan, job_status, job_view
+from service.batch.body import InvalidBody, parse_batch_request
+from service.batch.jobs import broker, fingerprint, idempotency_scope, job_plan, job_status, job_view
 from service.batch.labels import csv_rows
-from service.batch.queue import BatchQueue, QueueFull
+from service.batch.queue import BatchQueue, IdempotencyConflict, QueueFull
 from service.batch.spec import BatchSpec
 from service.batch.store import ResultStore
 from service.deps import get_queue, get_services, require_api_key
@@ -31,27 +35,60 @@ MEDIA = {"npz": "application/octet-stream", "wds": "application/x-tar"}
     responses={
         202: {"description": "accepted; the body is the job's status"},
         404: {"description": "unknown or not installed model"},
+        409: {"description": "the Idempotency-Key was used with a different request body"},
         422: {"description": "bad input, e.g. n above the limit or an unknown class name"},
         503: {"description": "the queue is full or Redis is unavailable; retry after Retry-After seconds"},
     },
+    # the body is read raw and parsed off the event loop (a label table can be megabytes): declared here
+    openapi_extra={"requestBody": openapi.json_body(BatchRequest)},
 )
-def submit(
-    req: BatchRequest,
+async def submit(
+    request: Request,
     response: Response,
     services: Services = Depends(get_services),
     queue: BatchQueue = Depends(get_queue),
-    idempotency_key: Annotated[str | None, Header(max_length=200, description="retry-safe submit")] = None,
+    api_key: str | None = Depends(require_api_key),
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=200, description="retry-safe submit: the same key and body return the first job"),
+    ] = None,
 ):
-    spec, explicit = job_plan(services, **req.plan_args())
+    body = await request.body()
+    job_id, view = await asyncio.to_thread(_submit, body, services, queue, api_key, idempotency_key)
+    response.headers["Location"] = f"/batches/{job_id}"
+    return view
+
+
+def _submit(
+    body: bytes, services: Services, queue: BatchQueue, api_key: str | None, idempotency_key: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Parse, plan and queue a job (in a worker thread: parsing a large label table takes a while)."""
+    try:
+        req, labels = parse_batch_request(body)
+    except InvalidBody as exc:  # answered like every route's invalid body
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors]) from None
+    spec, explicit = job_plan(services, **(req.plan_args() | {"labels": labels}))
     wait = services.settings.redis_retry_after_s
     with broker(wait):
         try:
-            job_id = queue.submit(spec, explicit, idempotency_key)
+            job_id = queue.submit(
+                spec,
+                explicit,
+                idempotency_key,
+                scope=idempotency_scope(api_key),
+                fingerprint=fingerprint(spec, explicit),
+            )
         except QueueFull as exc:
             raise Overloaded(f"{exc}; retry later", retry_after=services.settings.batch_full_retry_after_s) from exc
+        except IdempotencyConflict as exc:
+            raise Conflict(
+                f"Idempotency-Key: this key was used with a different request body (job {exc.job_id}); "
+                "send a new key for a new job",
+                "Idempotency-Key",
+                job_id=exc.job_id,
+            ) from exc
         ResultStore(spec.results).put(f"{job_id}/job.json", spec.to_json().encode())
-    response.headers["Location"] = f"/batches/{job_id}"
-    return job_view(job_status(queue, job_id, wait))
+    return job_id, job_view(job_status(queue, job_id, wait))
 
 
 @router.get("", summary="Batch jobs, newest first", response_model=BatchJobList, response_model_exclude_unset=True)
