@@ -141,6 +141,22 @@ class MalformedJSON(InvalidInput):
     kind = "malformed_json"
 
 
+class MalformedBody(InvalidInput):
+    """A body that cannot even be read as its content type says (not UTF-8, a broken multipart form)."""
+
+    kind = "malformed_body"
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route serves at `path`: the Allow header of a 405 names them all."""
+    methods: set[str] = set()
+    for route in app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 class MethodNotAllowed(Problem):
     kind = "method_not_allowed"
 
@@ -171,9 +187,13 @@ def install(app: FastAPI) -> None:
             return error_response(request, TooLarge(str(exc.detail), "body", limit=exc.limit))
         if isinstance(exc, BodyStalled):
             return error_response(request, RequestTimeout(str(exc.detail), "body"))
+        if exc.status_code == 400:  # FastAPI could not read the body at all
+            return error_response(request, MalformedBody(f"body: {exc.detail}", "body"))
         problem = HTTP_KINDS.get(exc.status_code, Problem)(str(exc.detail))
         response = error_response(request, problem, status=exc.status_code)
         response.headers.update(dict(exc.headers or {}))
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
         return response
 
     @app.exception_handler(Exception)

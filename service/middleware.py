@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import errors
-from service.problems import Problem, RequestTimeout, TooLarge
+from service.admission import Admission
+from service.problems import Overloaded, Problem, RequestTimeout, TooLarge
 from service.services import Services
 
 log = logging.getLogger("cgn.service")
@@ -32,6 +33,8 @@ class RequestContext:
     def __init__(self, app: ASGIApp, services: Services):
         self.app = app
         self.services = services
+        s = services.settings
+        self.admission = Admission(s.max_queue_delay_ms / 1000, 2 * s.max_batch_size, s.retry_after_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,41 +59,52 @@ class RequestContext:
             await send(message)
 
         declared = headers.get(b"content-length")
-        with incoming as arrived:
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                await self._error(scope, send_with_id, TooLarge(_too_large(limit), "body", limit=limit), status)
-            else:
-                received, complete = 0, scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS")
-                if complete:
-                    arrived()
-
-                async def bounded_receive() -> Message:
-                    """The body within its size and time limits; the runner hears of a request once it is in."""
-                    nonlocal received, complete
-                    if complete:
-                        return await receive()  # after the body: waiting for a disconnect is no stall
-                    try:
-                        message = await asyncio.wait_for(receive(), timeout)
-                    except TimeoutError:
-                        raise errors.BodyStalled(timeout) from None
-                    if message["type"] == "http.request":
-                        received += len(message.get("body", b""))
-                        if received > limit:
-                            raise errors.BodyTooLarge(limit)
-                        if not message.get("more_body", False):
-                            complete = True
-                            arrived()
-                    return message
-
-                try:
-                    await self.app(scope, bounded_receive, send_with_id)
-                except errors.BodyTooLarge:  # raised outside a route's body parsing
+        refused = self.admission.try_enter() if generation else None
+        admitted = generation and refused is None
+        try:
+            with incoming as arrived:
+                if refused is not None:  # saturated: say so before reading anything, so refusing stays cheap
+                    busy = Overloaded(
+                        f"the service is at capacity ({self.admission.inflight} requests inside); retry later", refused
+                    )
+                    await self._error(scope, send_with_id, busy, status)
+                elif declared is not None and declared.isdigit() and int(declared) > limit:
                     await self._error(scope, send_with_id, TooLarge(_too_large(limit), "body", limit=limit), status)
-                except errors.BodyStalled as exc:  # raised outside a route's body parsing
-                    await self._error(scope, send_with_id, RequestTimeout(str(exc.detail), "body"), status)
-                except Exception:  # a bug: still a JSON body with the request id, counted and logged
-                    log.exception("%s internal error on %s %s", rid, scope["method"], scope["path"])
-                    await self._error(scope, send_with_id, errors.internal_error(), status, code=500)
+                else:
+                    received, complete = 0, scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS")
+                    if complete:
+                        arrived()
+
+                    async def bounded_receive() -> Message:
+                        """The body within its size and time limits; the runner hears of a request once it is in."""
+                        nonlocal received, complete
+                        if complete:
+                            return await receive()  # after the body: waiting for a disconnect is no stall
+                        try:
+                            message = await asyncio.wait_for(receive(), timeout)
+                        except TimeoutError:
+                            raise errors.BodyStalled(timeout) from None
+                        if message["type"] == "http.request":
+                            received += len(message.get("body", b""))
+                            if received > limit:
+                                raise errors.BodyTooLarge(limit)
+                            if not message.get("more_body", False):
+                                complete = True
+                                arrived()
+                        return message
+
+                    try:
+                        await self.app(scope, bounded_receive, send_with_id)
+                    except errors.BodyTooLarge:  # raised outside a route's body parsing
+                        await self._error(scope, send_with_id, TooLarge(_too_large(limit), "body", limit=limit), status)
+                    except errors.BodyStalled as exc:  # raised outside a route's body parsing
+                        await self._error(scope, send_with_id, RequestTimeout(str(exc.detail), "body"), status)
+                    except Exception:  # a bug: still a JSON body with the request id, counted and logged
+                        log.exception("%s internal error on %s %s", rid, scope["method"], scope["path"])
+                        await self._error(scope, send_with_id, errors.internal_error(), status, code=500)
+        finally:
+            if admitted:  # also when the request is cancelled (the client went away)
+                self.admission.leave()
         self._record(scope, rid, status["code"] or 500, time.perf_counter() - start)
 
     async def _error(self, scope: Scope, send: Send, problem: Problem, status: dict, code: int | None = None) -> None:
@@ -105,7 +119,8 @@ class RequestContext:
         m = self.services.metrics
         m.requests.labels(scope["method"], path, str(code)).inc()
         m.latency.labels(path).observe(elapsed)
-        level = logging.DEBUG if code < 400 else logging.INFO if code < 500 else logging.ERROR
+        # successes and load shedding at DEBUG: under load a line per request costs more CPU than the request
+        level = logging.DEBUG if code < 400 or code == 503 else logging.INFO if code < 500 else logging.ERROR
         log.log(level, "%s %s %s %d %.1fms", rid, scope["method"], scope["path"], code, elapsed * 1000)
 
 

@@ -6,6 +6,7 @@ what it accepts, and the routes turn a plan's images into responses.
 """
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -249,7 +250,8 @@ async def run(services: Services, plan: Plan) -> dict[str, np.ndarray]:
     try:
         future = services.runner.submit(work)
     except QueueFull as exc:
-        raise Overloaded(f"the model is busy: {exc}; retry later", services.settings.retry_after_s) from exc
+        wait = max(services.settings.retry_after_s, math.ceil(exc.retry_after_s))
+        raise Overloaded(f"the model is busy: {exc}; retry later", wait) from exc
     return await asyncio.wrap_future(future)
 
 

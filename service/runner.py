@@ -57,7 +57,7 @@ class BatchKey:
     kind: str = "sample"  # "sample": rows of generate(); anything else: work that brings its own `task`
 
 
-@dataclass
+@dataclass(eq=False)  # identity: the queue holds each work once
 class Work:
     key: BatchKey
     labels: np.ndarray  # (n, 3) int64
@@ -67,17 +67,36 @@ class Work:
     # a computation of its own on the model (an interpolation) at the key's truncation, run on the owner thread
     task: Callable[[torch.nn.Module, float | None], dict[str, np.ndarray]] | None = None
     enqueued: float = field(default_factory=time.monotonic)
+    done: int = 0  # rows generated so far: a large request runs a chunk at a time, between other requests
+    parts: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return len(self.labels)
+
+    @property
+    def left(self) -> int:
+        return self.n - self.done
+
+
+@dataclass(eq=False)
+class Slice:
+    """Rows [start, stop) of one work in a micro-batch."""
+
+    work: Work
+    start: int
+    stop: int
 
 
 GATHER_POLL_S = 0.002  # while gathering a micro-batch the owner looks at the queue this often
 
 
 class QueueFull(RuntimeError):
-    pass
+    """No room: the queue is at its limit or the expected wait is over CGN_MAX_QUEUE_DELAY_MS."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class _Request:
@@ -98,6 +117,8 @@ class Runner:
         self.max_batch = settings.max_batch_size
         self.max_wait = settings.max_wait_ms / 1000
         self.max_queue = settings.max_queue
+        self.max_delay = settings.max_queue_delay_ms / 1000
+        self.chunk_rows = min(settings.chunk_rows, self.max_batch)
         self._on_batch = on_batch  # (model, rows in the batch, queue depth after taking it)
         self._queue: deque[Work] = deque()
         self._cond = threading.Condition()
@@ -109,6 +130,7 @@ class Runner:
         self._unsubmitted = 0  # requests whose body is in and whose work is not submitted (or dropped) yet
         self._inflight = 0  # requests whose body is in and that are not answered yet
         self._idle = False  # the owner sleeps on an empty queue: only then does submit wake it
+        self._queued_rows = 0  # rows not generated yet, over the queue and the batch running
 
     # --- models -------------------------------------------------------------------------------
     def loaded(self, name: str) -> LoadedModel | None:
@@ -149,6 +171,11 @@ class Runner:
                     if not request.submitted:
                         self._unsubmitted -= 1
 
+    def queue_delay(self) -> float:
+        """How long the oldest waiting work has waited: the delay a request arriving now can expect."""
+        oldest = self._queue[0] if self._queue else None  # read without the lock: a hint, not a promise
+        return time.monotonic() - oldest.enqueued if oldest is not None else 0.0
+
     def submit(self, work: Work) -> concurrent.futures.Future:
         request = _current.get()
         with self._cond:
@@ -159,7 +186,11 @@ class Runner:
                 raise QueueFull("the runner is shutting down")
             if len(self._queue) >= self.max_queue:
                 raise QueueFull(f"{len(self._queue)} requests are waiting for the model (limit {self.max_queue})")
+            delay = self.queue_delay()
+            if delay > 4 * self.max_delay:  # admission (service/admission.py) keeps it far below; a safety net
+                raise QueueFull(f"work waits {delay:.2f} s for the model (limit {4 * self.max_delay:g} s)", delay)
             self._queue.append(work)
+            self._queued_rows += work.n
             if self._idle:  # waking a gathering owner per request would cost a GIL hand-over each time
                 self._cond.notify()
         return work.future
@@ -176,11 +207,14 @@ class Runner:
         if self._thread is not None:
             self._thread.join(timeout)
         for work in self._queue:
-            work.future.set_exception(QueueFull("the runner stopped"))
+            if not work.future.done():
+                work.future.set_exception(QueueFull("the runner stopped"))
         self._queue.clear()
 
-    def _take(self) -> list[Work] | None:
-        """The oldest work plus compatible work arriving within max_wait, up to max_batch rows."""
+    def _take(self) -> list[Slice] | None:
+        """The oldest work (a chunk of CGN_CHUNK_ROWS rows, if it is larger than a batch) plus compatible work
+        arriving within max_wait, up to max_batch rows. An unfinished large work goes to the back of the queue,
+        so a request that arrives behind a large one waits for one chunk, not for all of it."""
         with self._cond:
             while not self._queue and not self._stopping:
                 self._idle = True
@@ -189,14 +223,20 @@ class Runner:
             if self._stopping:
                 return None
             first = self._queue.popleft()
-            batch, rows = [first], first.n
+            # a large request runs in short chunks, so whoever arrives behind it waits for one chunk only
+            chunk = self.chunk_rows if first.n > self.max_batch else self.max_batch
+            take = first.left if first.task is not None else min(first.left, chunk)
+            batch, rows = [Slice(first, first.done, first.done + take)], take
+            if first.done + take < first.n:
+                first.enqueued = time.monotonic()  # its turn again after the others: its wait starts anew
+                self._queue.append(first)
             deadline = time.monotonic() + self.max_wait
             while rows < self.max_batch:
                 for work in list(self._queue):
-                    if work.key == first.key and rows + work.n <= self.max_batch:
+                    if work is not first and work.key == first.key and rows + work.left <= self.max_batch:
                         self._queue.remove(work)
-                        batch.append(work)
-                        rows += work.n
+                        batch.append(Slice(work, work.done, work.n))
+                        rows += work.left
                 remaining = deadline - time.monotonic()
                 if rows >= self.max_batch or remaining <= 0 or not self._company_expected(len(batch)):
                     break  # full, waited long enough, or nobody else is on the way
@@ -214,39 +254,56 @@ class Runner:
             batch = self._take()
             if batch is None:
                 return
-            batch = [w for w in batch if w.future.set_running_or_notify_cancel()]
-            if not batch:
-                continue
+            # a work's first slice starts it, or finds it cancelled
+            live = [s for s in batch if s.start > 0 or s.work.future.set_running_or_notify_cancel()]
+            error: BaseException | None = None
             try:
-                results = self._run(batch)
+                results = self._run(live) if live else []
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
-                for w in batch:
-                    w.future.set_exception(exc)
-                continue
-            for w, r in zip(batch, results, strict=True):
-                w.future.set_result(r)
+                error, results = exc, []
+            with self._cond:
+                self._queued_rows -= sum(s.stop - s.start for s in batch)
+            for s in batch:
+                if s not in live:
+                    self._drop(s, None)
+                elif error is not None:
+                    self._drop(s, error)
+            for s, part in zip(live, results, strict=False):
+                self._deliver(s, part)
 
-    def _run(self, batch: list[Work]) -> list[dict[str, np.ndarray]]:
-        key = batch[0].key
+    def _deliver(self, s: Slice, part: dict[str, np.ndarray]) -> None:
+        work = s.work
+        for k, v in part.items():
+            work.parts.setdefault(k, []).append(v)
+        work.done = s.stop
+        if work.done == work.n:
+            work.future.set_result({k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in work.parts.items()})
+
+    def _drop(self, s: Slice, error: BaseException | None) -> None:
+        """A cancelled or failed work leaves the queue with the rows it had left."""
+        with self._cond:
+            if s.work in self._queue:
+                self._queue.remove(s.work)
+                self._queued_rows -= s.work.n - s.stop
+        if error is not None and not s.work.future.done():
+            s.work.future.set_exception(error)
+
+    def _run(self, batch: list[Slice]) -> list[dict[str, np.ndarray]]:
+        """One forward pass over the slices (same key); each slice gets its rows back."""
+        key = batch[0].work.key
         loaded = self.load(key.model)
-        labels = np.concatenate([w.labels for w in batch])
-        seeds = np.concatenate([w.seeds for w in batch])
         if self._on_batch:
-            self._on_batch(key.model, len(labels), len(self._queue))
+            self._on_batch(key.model, sum(s.stop - s.start for s in batch), len(self._queue))
         if key.kind != "sample":  # each work runs its own task (same kind, same truncation)
-            return [w.task(loaded.model, key.truncation) for w in batch]
-        out: dict[str, list[np.ndarray]] = {k: [] for k in key.outputs}
-        step = max(self.max_batch, 1)
-        for start in range(0, len(labels), step):  # one large request (POST /samples) runs in chunks
-            part = generate(
-                loaded.model, labels[start : start + step], seeds[start : start + step], key.outputs,
-                truncation=key.truncation, overrides=batch[0].overrides,
-            )  # fmt: skip
-            for k, v in part.items():
-                out[k].append(v)
-        joined = {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in out.items()}
+            return [s.work.task(loaded.model, key.truncation) for s in batch]
+        labels = np.concatenate([s.work.labels[s.start : s.stop] for s in batch])
+        seeds = np.concatenate([s.work.seeds[s.start : s.stop] for s in batch])
+        out = generate(
+            loaded.model, labels, seeds, key.outputs, truncation=key.truncation, overrides=batch[0].work.overrides
+        )
         results, offset = [], 0
-        for w in batch:
-            results.append({k: v[offset : offset + w.n] for k, v in joined.items()})
-            offset += w.n
+        for s in batch:
+            n = s.stop - s.start
+            results.append({k: v[offset : offset + n] for k, v in out.items()})
+            offset += n
         return results

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from cgn.noise import SEED_MAX
 
 Seed = Annotated[StrictInt, Field(ge=0, le=SEED_MAX, description="noise seed in [0, 2**63-1]")]
-Output = Literal["composite", "mask", "premask", "foreground", "background"]
+Output = Literal["composite", "mask", "premask", "foreground", "background"]  # cgn.mechanisms.OUTPUTS
 Format = Literal["png", "jpeg", "npy"]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Truncation = Annotated[float, Field(gt=0, le=1, description="BigGAN truncation (ImageNet models)")]

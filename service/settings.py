@@ -31,10 +31,16 @@ class Settings(BaseSettings):
 
     # runner: dynamic micro-batching
     max_batch_size: int = Field(32, ge=1, description="most samples per forward pass; larger requests run in chunks")
+    chunk_rows: int = Field(
+        8, ge=1, description="rows per pass of a request larger than a batch; its passes take turns with other work"
+    )
     max_wait_ms: float = Field(
         10.0, ge=0, description="most a micro-batch waits for requests already arriving (a lone request never waits)"
     )
     max_queue: int = Field(512, ge=1, description="requests waiting for the model; beyond: 503 + Retry-After")
+    max_queue_delay_ms: float = Field(
+        500.0, gt=0, description="time an admitted generation request may spend inside; beyond what that allows: 503"
+    )
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503")
     threads: int = Field(0, ge=0, description="torch intra-op threads of the model owner; 0 = torch default")
 

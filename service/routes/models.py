@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from cgn.mechanisms import MECHANISMS
+from cgn.mechanisms import MECHANISMS, OUTPUTS
 from cgn.vocab import UnknownName
 from model_store.store import Entry
 from service.deps import get_services, require_api_key
@@ -32,7 +32,7 @@ def describe(entry: Entry, services: Services) -> dict:
         "image_size": m.image_size,
         "description": m.description,
         "mechanisms": {mech: {"classes": len(m.vocabulary[mech])} for mech in MECHANISMS},
-        "outputs": ["composite", "mask", "premask", "foreground", "background"],
+        "outputs": list(OUTPUTS),
         "truncation": m.takes_truncation,
     }
 

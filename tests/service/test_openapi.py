@@ -76,3 +76,12 @@ def test_real_responses_conform_to_the_document(url, doc, conforms):
     assert call("POST", "/counterfactual", content=b"{not json").status_code == 422
     assert call("GET", "/models/{name}", "/models/nope").status_code == 404
     assert call("POST", "/mechanisms/{mechanism}", "/mechanisms/shape", json={"label": "nope"}).status_code == 422
+
+
+def test_the_api_names_the_outputs_the_core_makes():
+    from typing import get_args
+
+    from cgn.mechanisms import OUTPUTS
+    from service.schemas import Output
+
+    assert get_args(Output) == OUTPUTS
