@@ -66,7 +66,7 @@ class IdempotencyConflict(Exception):
 
 # An idempotency key maps to "<job id> <fingerprint of the request>" while its job exists: the same key
 # with the same request returns that job, with another request it is a conflict (a job that is gone,
-# purged or expired, frees its key).
+# deleted or expired, frees its key).
 _SUBMIT = """
 if KEYS[7] ~= '' then
   local seen = redis.call('GET', KEYS[7])

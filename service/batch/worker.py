@@ -177,7 +177,7 @@ class Worker:
     def _process(self, d: Delivery) -> None:
         got = self.queue.spec(d.job_id)
         if got is None:
-            self.queue.drop(d)  # the job was purged
+            self.queue.drop(d)  # the job was deleted
             return
         spec, explicit = got
         start, stop = spec.chunk_range(d.chunk)

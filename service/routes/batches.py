@@ -170,26 +170,32 @@ def labels(job_id: str, queue: BatchQueue = Depends(get_queue), services: Servic
     return StreamingResponse(csv_rows(spec, explicit), media_type="text/csv", headers=headers)
 
 
-@router.delete(
-    "/{job_id}",
-    summary="Cancel a job (shards written so far stay until expiry); purge=true deletes all",
-    response_model=BatchJob | DeletedJob,
+@router.post(
+    "/{job_id}/cancel",
+    summary="Cancel a job: workers stop taking its chunks; shards written so far stay until expiry",
+    response_model=BatchJob,
     response_model_exclude_unset=True,
     responses={404: {"description": "unknown or expired job"}},
 )
-def cancel(
-    job_id: str,
-    purge: bool = False,
-    queue: BatchQueue = Depends(get_queue),
-    services: Services = Depends(get_services),
-):
+def cancel(job_id: str, queue: BatchQueue = Depends(get_queue), services: Services = Depends(get_services)):
     wait = services.settings.redis_retry_after_s
-    status = job_status(queue, job_id, wait)
+    job_status(queue, job_id, wait)
     with broker(wait):
-        if purge:
-            spec: BatchSpec = status["spec"]
-            queue.forget(job_id)
-            ResultStore(spec.results).remove_tree(job_id)
-            return {"id": job_id, "state": "deleted", "deleted_at": time.time()}
         queue.cancel(job_id)
     return job_view(job_status(queue, job_id, wait))
+
+
+@router.delete(
+    "/{job_id}",
+    summary="Delete a job now: its record, its queued chunks and its files (a running job stops)",
+    response_model=DeletedJob,
+    responses={404: {"description": "unknown or expired job"}},
+)
+def delete(job_id: str, queue: BatchQueue = Depends(get_queue), services: Services = Depends(get_services)):
+    wait = services.settings.redis_retry_after_s
+    spec: BatchSpec = job_status(queue, job_id, wait)["spec"]
+    with broker(wait):
+        queue.cancel(job_id)  # workers drop its chunks
+        queue.forget(job_id)
+        ResultStore(spec.results).remove_tree(job_id)
+    return {"id": job_id, "state": "deleted", "deleted_at": time.time()}

@@ -876,7 +876,7 @@
     $("job-cancel").addEventListener("click", async () => {
       if (!state.job) return;
       try {
-        showJob(await (await api(`batches/${state.job}`, { method: "DELETE" })).json());
+        showJob(await (await api(`batches/${state.job}/cancel`, { method: "POST" })).json());
       } catch (err) {
         showError("batch-error", err);
       }

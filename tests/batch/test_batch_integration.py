@@ -142,17 +142,18 @@ def test_cancel_stops_work_and_keeps_what_was_written(stack, conforms):
     with pytest.raises(BatchJobError):
         job.wait(timeout=5)
     doc = httpx.get(f"{stack.url}/openapi.json").json()
-    conforms(doc, "/batches/{job_id}", "DELETE", httpx.delete(f"{stack.url}/batches/{job.id}"))
+    conforms(doc, "/batches/{job_id}/cancel", "POST", httpx.post(f"{stack.url}/batches/{job.id}/cancel"))
     # the worker is free for the next job
     nxt = client.submit_batch(20, seed=2, shard_size=16)
     assert nxt.wait(timeout=60)["done"] == 20
     stack.check(nxt.id)
-    # purge removes records and files
+    # delete removes records and files
     job.delete()
     with pytest.raises(NotFoundError):
         job.status()
     assert not (stack.results / job.id).exists()
-    conforms(doc, "/batches/{job_id}", "DELETE", httpx.delete(f"{stack.url}/batches/{nxt.id}?purge=true"))
+    conforms(doc, "/batches/{job_id}", "DELETE", httpx.delete(f"{stack.url}/batches/{nxt.id}"))
+    assert httpx.get(f"{stack.url}/batches/{nxt.id}/labels.csv").status_code == 404  # deleted means gone
 
 
 def test_bad_requests_get_4xx_with_a_message(make_stack):

@@ -115,7 +115,7 @@ def test_a_huge_explicit_label_table_is_parsed_off_the_event_loop(make_stack):
     assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_input", r.text
 
 
-def test_idempotency_keys_are_checked_against_the_body_scoped_per_api_key_and_forgotten_on_purge(make_stack):
+def test_idempotency_keys_are_checked_against_the_body_scoped_per_api_key_and_forgotten_on_delete(make_stack):
     stack = make_stack(api_keys="key-a,key-b")
     stack.start_api()
     stack.client()
@@ -143,8 +143,8 @@ def test_idempotency_keys_are_checked_against_the_body_scoped_per_api_key_and_fo
     assert post({"n": 10, "shape": 3, "seed": 1}, "order-1", "key-b").status_code == 409
 
     auth = {"Authorization": "Bearer key-a"}
-    assert httpx.delete(f"{url}/{job_id}?purge=true", headers=auth).json()["state"] == "deleted"
-    reused = post({"n": 10, "shape": 3, "seed": 1}, "order-1", "key-a")  # the purged job's key is free again
+    assert httpx.delete(f"{url}/{job_id}", headers=auth).json()["state"] == "deleted"
+    reused = post({"n": 10, "shape": 3, "seed": 1}, "order-1", "key-a")  # the deleted job's key is free again
     assert reused.status_code == 202, reused.text
     assert reused.json()["id"] != job_id
     assert httpx.get(f"{url}/{reused.json()['id']}", headers=auth).status_code == 200

@@ -67,8 +67,12 @@ def status_request(job_id: str) -> Call[dict[str, Any]]:
     return Call("GET", f"/batches/{job_id}", json_body)
 
 
-def cancel_request(job_id: str, purge: bool = False) -> Call[Any]:
-    return Call("DELETE", f"/batches/{job_id}", json_body, params={"purge": "true"} if purge else None)
+def cancel_request(job_id: str) -> Call[Any]:
+    return Call("POST", f"/batches/{job_id}/cancel", json_body, idempotent=True)  # cancelling twice is fine
+
+
+def delete_request(job_id: str) -> Call[Any]:
+    return Call("DELETE", f"/batches/{job_id}", json_body)
 
 
 def shard_request(job_id: str, k: int) -> Call[bytes]:
@@ -240,7 +244,7 @@ class BatchJob(_Job):
 
     def delete(self) -> None:
         """Cancel and remove the job and its shards now."""
-        self._transport.send(cancel_request(self.id, purge=True))
+        self._transport.send(delete_request(self.id))
 
     def wait(
         self, progress: bool = False, timeout: float | None = None, *, outage_timeout: float | None = None
@@ -354,7 +358,7 @@ class AsyncBatchJob(_Job):
         return self.info
 
     async def delete(self) -> None:
-        await self._transport.send(cancel_request(self.id, purge=True))
+        await self._transport.send(delete_request(self.id))
 
     async def wait(
         self, timeout: float | None = None, *, progress: bool = False, outage_timeout: float | None = None
