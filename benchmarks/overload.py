@@ -174,6 +174,7 @@ def serve(port: int, model: str, log: Path) -> subprocess.Popen:
         "CGN_MAX_SAMPLES": "1024",
         "CGN_ASSETS_DIR": str(log.parent / "assets"),
         "CGN_LOG_LEVEL": "warning",
+        "CGN_THREADS": os.environ.get("CGN_THREADS", "1"),  # one core for torch, one for HTTP (docs/service.md)
     }
     cgn = Path(sys.executable).parent / "cgn"
     proc = subprocess.Popen([str(cgn), "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)

@@ -3,7 +3,13 @@
 # against the official loop, and the service on CUDA. Writes logs and JSON under $OUT (default var/device).
 #
 # The GPU machine has torch but not the service's web packages: download them here as Python 3.12
-# wheels into .whl/ first (docs/benchmarks.md gives the command); they are installed to /tmp/site.
+# wheels into .whl/ first; they are installed to /tmp/site:
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+#     pytorch-pretrained-biggan==0.1.1 boto3 botocore s3transfer jmespath fastapi==0.165.0 starlette==1.10.0 \
+#     pydantic==2.13.4 pydantic-core==2.46.4 pydantic-settings==2.14.1 python-dotenv==1.2.2 annotated-types==0.7.0 \
+#     typing-inspection==0.4.2 uvicorn==0.54.0 redis==8.1.0 python-multipart==0.0.34 annotated-doc==0.0.7 \
+#     opentelemetry-api==1.45.2 importlib-metadata
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-var/device}

@@ -5,7 +5,7 @@ A queue-depth limit alone lets latency grow with the crowd: under 1,024 clients 
 hundreds, wherever it waits (the event loop, the runner). By Little's law, requests in the server = rate x
 time in the server, so holding at most rate x CGN_MAX_QUEUE_DELAY_MS requests inside bounds their time,
 whatever the cause. The rate is measured (completions per second). A refused request gets 503 before its
-body is read, with a Retry-After that grows while refusals outnumber completions and shrinks when they stop,
+body is read, with a Retry-After that grows with the ratio of refusals to completions and shrinks when they stop,
 so clients that honour it (the SDK does) spread their retries instead of hammering the event loop.
 Everything here runs on the event loop: no locks.
 """
@@ -54,7 +54,8 @@ class Admission:
         rate = self._completed / elapsed
         self.rate = rate if self.rate == 0 else 0.7 * self.rate + 0.3 * rate
         if self._refused > self._completed:  # more coming back than getting through: spread them out
-            self.retry_after = min(self.retry_after * 2, self.MAX_RETRY_AFTER_S)
+            spread = math.ceil(self.retry_after * self._refused / max(self._completed, 1))
+            self.retry_after = min(max(spread, 2 * self.retry_after), self.MAX_RETRY_AFTER_S)
         elif self._refused == 0:
             self.retry_after = max(self.retry_after // 2, self.base_retry_after)
         self._window_start, self._completed, self._refused = now, 0, 0

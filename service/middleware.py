@@ -3,6 +3,7 @@ and the 500 body for a bug, so that even a failing request is counted, logged an
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -64,10 +65,7 @@ class RequestContext:
         try:
             with incoming as arrived:
                 if refused is not None:  # saturated: say so before reading anything, so refusing stays cheap
-                    busy = Overloaded(
-                        f"the service is at capacity ({self.admission.inflight} requests inside); retry later", refused
-                    )
-                    await self._error(scope, send_with_id, busy, status)
+                    await _refuse(send_with_id, rid, refused, self.admission.inflight)
                 elif declared is not None and declared.isdigit() and int(declared) > limit:
                     await self._error(scope, send_with_id, TooLarge(_too_large(limit), "body", limit=limit), status)
                 else:
@@ -122,6 +120,19 @@ class RequestContext:
         # successes and load shedding at DEBUG: under load a line per request costs more CPU than the request
         level = logging.DEBUG if code < 400 or code == 503 else logging.INFO if code < 500 else logging.ERROR
         log.log(level, "%s %s %s %d %.1fms", rid, scope["method"], scope["path"], code, elapsed * 1000)
+
+
+async def _refuse(send: Send, rid: str, retry_after: int, inside: int) -> None:
+    """503 overloaded, written straight to the wire: under overload this is most of what the server does."""
+    problem = Overloaded(f"the service is at capacity ({inside} requests inside); retry later", retry_after)
+    body = json.dumps(errors.error_body(problem, rid)).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(retry_after).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _too_large(limit: int) -> str:

@@ -20,34 +20,51 @@ class Problem(Exception):
 
 
 class InvalidInput(Problem):
+    """A value the request may not have; `allowed` says what it may, where that is short."""
+
     kind = "invalid_input"
 
 
 class UnknownNameError(InvalidInput):
+    """A class name no vocabulary knows (with the closest names as `suggestions`)."""
+
     kind = "unknown_name"
 
 
 class NotFound(Problem):
+    """An unknown model, job, asset or shard."""
+
     kind = "not_found"
 
 
 class ModelNotInstalled(NotFound):
+    """A catalogued model that is not installed here; `install` is the command that installs it."""
+
     kind = "model_not_installed"
 
 
 class Conflict(Problem):
+    """The request clashes with the state: a built-in name, an idempotency key used with another body,
+    a shard not written yet."""
+
     kind = "conflict"
 
 
 class TooLarge(Problem):
+    """A body, file or quota over its limit (`limit`)."""
+
     kind = "payload_too_large"
 
 
 class RequestTimeout(Problem):
+    """A client that stopped sending its body."""
+
     kind = "request_timeout"
 
 
 class Unauthorized(Problem):
+    """No API key, or one the service does not know (when keys are configured)."""
+
     kind = "unauthorized"
 
     def __init__(self, message: str = "missing or invalid API key: send 'Authorization: Bearer <key>'"):
@@ -65,4 +82,6 @@ class Overloaded(Problem):
 
 
 class NotReady(Problem):
+    """The default model is still loading, or failed to load."""
+
     kind = "not_ready"

@@ -40,14 +40,20 @@ class APIStatusError(CGNError):
 
 
 class BadRequestError(APIStatusError):
+    """400: a request the server could not read."""
+
     status_code = 400
 
 
 class AuthenticationError(APIStatusError):
+    """401: no API key, or one the server does not know."""
+
     status_code = 401
 
 
 class NotFoundError(APIStatusError):
+    """404: an unknown model, job, shard or asset."""
+
     status_code = 404
 
 
@@ -60,10 +66,14 @@ class ModelNotInstalledError(NotFoundError):
 
 
 class ConflictError(APIStatusError):
+    """409: e.g. an idempotency key reused with another body, or a shard not written yet."""
+
     status_code = 409
 
 
 class PayloadTooLargeError(APIStatusError):
+    """413: a body, file or asset quota over the server's limit."""
+
     status_code = 413
 
 
@@ -82,6 +92,8 @@ class UnknownNameError(InvalidRequestError):
 
 
 class RateLimitError(APIStatusError):
+    """429: too many requests (retried automatically, raised when retries run out)."""
+
     status_code = 429
 
 
