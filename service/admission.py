@@ -11,6 +11,7 @@ Everything here runs on the event loop: no locks.
 """
 
 import math
+import random
 import time
 
 
@@ -27,18 +28,23 @@ class Admission:
         self.rate = 0.0  # completions per second, smoothed over windows
         self._window_start = time.monotonic()
         self._completed = self._refused = 0
+        self._rng = random.Random(0)
 
     @property
     def limit(self) -> int:
-        """Requests allowed inside at once: the measured rate times the delay they may take, at least a floor."""
-        return max(self.min_inflight, math.ceil(self.rate * self.max_delay_s))
+        """Requests allowed inside at once: the measured rate times half the delay they may take (the mean
+        time inside is then half the bound, and the tail stays under it), at least a floor."""
+        return max(self.min_inflight, math.ceil(self.rate * self.max_delay_s / 2))
 
     def try_enter(self) -> int | None:
-        """None when admitted (call `leave` when answered), else the Retry-After seconds to send."""
+        """None when admitted (call `leave` when answered), else the Retry-After seconds to send: spread over
+        half to one and a half times the current value, so the refused do not all come back in one wave."""
         self._tick()
         if self.inflight >= self.limit:
             self._refused += 1
-            return self.retry_after
+            # at least the time the service needs to answer everyone refused so far in this window
+            wait = max(self.retry_after, math.ceil(self._refused / max(self.rate, 1.0)))
+            return self._rng.randint(max(1, wait // 2), max(1, wait * 3 // 2))
         self.inflight += 1
         return None
 

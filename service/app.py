@@ -3,6 +3,7 @@
 Run it with `cgn serve`, or `uvicorn --factory service.app:create_app`.
 """
 
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -42,6 +43,9 @@ def _preload(app: FastAPI, services: Services) -> None:
             state.load_errors[name] = str(exc)
     for name in services.assets.names():  # render built-in assets now, not in the first request using them
         services.assets.get(name)
+    # the models' and libraries' objects live as long as the process: keep them out of the garbage
+    # collector's full passes, which otherwise stall every request for tens of milliseconds under load
+    gc.freeze()
 
 
 @asynccontextmanager
@@ -72,5 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
-    app.add_middleware(RequestContext, services=services)
+    # outermost, outside FastAPI's own layers: a refused or oversized request costs only what it must
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestContext(build(), services)  # type: ignore[method-assign]
     return app

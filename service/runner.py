@@ -89,6 +89,7 @@ class Slice:
 
 
 GATHER_POLL_S = 0.002  # while gathering a micro-batch the owner looks at the queue this often
+INTERACTIVE_WINDOW_S = 1.0  # a small request this recent makes large ones run in short chunks
 
 
 class QueueFull(RuntimeError):
@@ -131,6 +132,7 @@ class Runner:
         self._inflight = 0  # requests whose body is in and that are not answered yet
         self._idle = False  # the owner sleeps on an empty queue: only then does submit wake it
         self._queued_rows = 0  # rows not generated yet, over the queue and the batch running
+        self._last_small = float("-inf")  # when the last request of at most a batch came in
 
     # --- models -------------------------------------------------------------------------------
     def loaded(self, name: str) -> LoadedModel | None:
@@ -191,6 +193,8 @@ class Runner:
                 raise QueueFull(f"work waits {delay:.2f} s for the model (limit {4 * self.max_delay:g} s)", delay)
             self._queue.append(work)
             self._queued_rows += work.n
+            if work.n <= self.max_batch:
+                self._last_small = time.monotonic()
             if self._idle:  # waking a gathering owner per request would cost a GIL hand-over each time
                 self._cond.notify()
         return work.future
@@ -223,8 +227,10 @@ class Runner:
             if self._stopping:
                 return None
             first = self._queue.popleft()
-            # a large request runs in short chunks, so whoever arrives behind it waits for one chunk only
-            chunk = self.chunk_rows if first.n > self.max_batch else self.max_batch
+            # a large request runs in short chunks while small ones are about, so whoever arrives behind it
+            # waits for one short chunk; with nobody else about, it runs in full batches (bulk throughput)
+            interactive = time.monotonic() - self._last_small < INTERACTIVE_WINDOW_S
+            chunk = self.chunk_rows if first.n > self.max_batch and interactive else self.max_batch
             take = first.left if first.task is not None else min(first.left, chunk)
             batch, rows = [Slice(first, first.done, first.done + take)], take
             if first.done + take < first.n:

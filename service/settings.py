@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # runner: dynamic micro-batching
     max_batch_size: int = Field(32, ge=1, description="most samples per forward pass; larger requests run in chunks")
     chunk_rows: int = Field(
-        8, ge=1, description="rows per pass of a request larger than a batch; its passes take turns with other work"
+        4, ge=1, description="rows per pass of a request larger than a batch while small requests come in"
     )
     max_wait_ms: float = Field(
         10.0, ge=0, description="most a micro-batch waits for requests already arriving (a lone request never waits)"
