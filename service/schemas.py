@@ -32,6 +32,19 @@ def _choice(value: "int | str | AssetRef | None") -> int | str | dict | None:
     return value.model_dump() if isinstance(value, AssetRef) else value
 
 
+def _composed(req: Any) -> dict[str, Any]:
+    """The planning arguments of a request that composes the three mechanisms (counterfactual, interpolate)."""
+    choices = {"shape": req.shape, "texture": req.texture, "background": req.background}
+    return {
+        "model": req.model,
+        "choices": {m: _choice(v) for m, v in choices.items()},
+        "seed": req.seed,
+        "seeds": req.seeds.model_dump() if req.seeds else None,
+        "outputs": req.outputs,
+        "truncation": req.truncation,
+    }
+
+
 class MechanismSeeds(BaseModel):
     model_config = ConfigDict(extra="forbid")
     shape: Seed | None = None
@@ -63,15 +76,7 @@ class CounterfactualRequest(BaseModel):
     format: Format | None = Field(None, description="image encoding; default png (or what Accept asks for)")
 
     def plan_args(self) -> dict[str, Any]:
-        choices = {"shape": self.shape, "texture": self.texture, "background": self.background}
-        return {
-            "model": self.model,
-            "choices": {m: _choice(v) for m, v in choices.items()},
-            "seed": self.seed,
-            "seeds": self.seeds.model_dump() if self.seeds else None,
-            "outputs": self.outputs,
-            "truncation": self.truncation,
-        }
+        return _composed(self)
 
 
 class MechanismRequest(BaseModel):
@@ -152,19 +157,7 @@ class InterpolateRequest(BaseModel):
     format: Literal["png", "jpeg"] | None = Field(None, description="image encoding; default png")
 
     def plan_args(self) -> dict[str, Any]:
-        choices = {"shape": self.shape, "texture": self.texture, "background": self.background}
-        return {
-            "model": self.model,
-            "mechanism": self.mechanism,
-            "start": self.start,
-            "to": self.to,
-            "steps": self.steps,
-            "choices": {m: _choice(v) for m, v in choices.items()},
-            "seed": self.seed,
-            "seeds": self.seeds.model_dump() if self.seeds else None,
-            "outputs": self.outputs,
-            "truncation": self.truncation,
-        }
+        return _composed(self) | {"mechanism": self.mechanism, "start": self.start, "to": self.to, "steps": self.steps}
 
 
 class BatchRequest(BaseModel):
