@@ -23,6 +23,15 @@ ONE_IMAGE_RESPONSES = {k: v for k, v in IMAGE_RESPONSES.items() if k != 200} | {
 }
 
 
+def json_view(model: type, not_found: str | None = None) -> dict:
+    """Route options of a JSON view: its response model (fields the handler leaves out stay out) and the 404
+    it may answer."""
+    options: dict = {"response_model": model, "response_model_exclude_unset": True}
+    if not_found:
+        options["responses"] = {404: {"description": not_found}}
+    return options
+
+
 def wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 

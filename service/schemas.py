@@ -32,19 +32,6 @@ def _choice(value: "int | str | AssetRef | None") -> int | str | dict | None:
     return value.model_dump() if isinstance(value, AssetRef) else value
 
 
-def _composed(req: Any) -> dict[str, Any]:
-    """The planning arguments of a request that composes the three mechanisms (counterfactual, interpolate)."""
-    choices = {"shape": req.shape, "texture": req.texture, "background": req.background}
-    return {
-        "model": req.model,
-        "choices": {m: _choice(v) for m, v in choices.items()},
-        "seed": req.seed,
-        "seeds": req.seeds.model_dump() if req.seeds else None,
-        "outputs": req.outputs,
-        "truncation": req.truncation,
-    }
-
-
 class MechanismSeeds(BaseModel):
     model_config = ConfigDict(extra="forbid")
     shape: Seed | None = None
@@ -52,10 +39,31 @@ class MechanismSeeds(BaseModel):
     background: Seed | None = None
 
 
-class CounterfactualRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
+class Composition(BaseModel):
+    """What a request that composes the three mechanisms says of each (a counterfactual, an interpolation)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model: Name | None = Field(None, description="model name; default: the configured default model")
+    shape: Choice | None = Field(None, description="shape (mask) class or asset; omitted: drawn from the seed")
+    texture: Choice | None = Field(None, description="texture (foreground) class or asset; omitted: drawn")
+    background: Choice | None = Field(None, alias="bg", description="background class or asset (alias: background)")
+    seed: Seed = Field(0, description="the shared noise u of all three mechanisms")
+    seeds: MechanismSeeds | None = Field(None, description="per-mechanism seeds overriding `seed`")
+    truncation: Truncation | None = Field(None, description="BigGAN truncation (ImageNet)")
+
+    def plan_args(self) -> dict[str, Any]:
+        choices = {"shape": self.shape, "texture": self.texture, "background": self.background}
+        return {
+            "model": self.model,
+            "choices": {m: _choice(v) for m, v in choices.items()},
+            "seed": self.seed,
+            "seeds": self.seeds.model_dump() if self.seeds else None,
+            "truncation": self.truncation,
+        }
+
+
+class CounterfactualRequest(Composition):
+    model_config = ConfigDict(  # and Composition's: extra fields refused, `bg` or `background`
         json_schema_extra={
             "examples": [
                 {"shape": "cow", "texture": "elephant", "bg": "moon"},
@@ -63,20 +71,13 @@ class CounterfactualRequest(BaseModel):
             ]
         },
     )
-    model: Name | None = Field(None, description="model name; default: the configured default model")
-    shape: Choice | None = Field(None, description="shape (mask) class; omitted: drawn from the seed")
-    texture: Choice | None = Field(None, description="texture (foreground) class; omitted: drawn from the seed")
-    background: Choice | None = Field(None, alias="bg", description="background class (alias: background)")
-    seed: Seed = Field(0, description="the shared noise u of all three mechanisms")
-    seeds: MechanismSeeds | None = Field(None, description="per-mechanism seeds overriding `seed`")
-    truncation: Truncation | None = Field(None, description="BigGAN truncation (ImageNet)")
     outputs: Annotated[list[Output], Field(min_length=1, max_length=5)] = Field(
         default_factory=lambda: ["composite"], description="images to return; a binary body holds the first"
     )
     format: Format | None = Field(None, description="image encoding; default png (or what Accept asks for)")
 
     def plan_args(self) -> dict[str, Any]:
-        return _composed(self)
+        return super().plan_args() | {"outputs": self.outputs}
 
 
 class MechanismRequest(BaseModel):
@@ -127,10 +128,8 @@ INTERPOLATION_STEPS = (2, 16)  # the strip's fewest and most images
 StripOutput = Literal["composite", "mask", "foreground", "background"]
 
 
-class InterpolateRequest(BaseModel):
+class InterpolateRequest(Composition):
     model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
         json_schema_extra={
             "examples": [
                 {"model": "mnist-wildlife", "mechanism": "texture", "from": 2, "to": 7, "steps": 8, "shape": 3},
@@ -138,26 +137,20 @@ class InterpolateRequest(BaseModel):
             ]
         },
     )
-    model: Name | None = Field(None, description="model name; default: the configured default model")
     mechanism: Literal["shape", "texture", "background"] = Field(..., description="the mechanism that moves")
     start: Label = Field(..., alias="from", description="class (id or name) at the first step")
     to: Label = Field(..., description="class (id or name) at the last step")
     steps: Annotated[StrictInt, Field(ge=INTERPOLATION_STEPS[0], le=INTERPOLATION_STEPS[1])] = Field(
         8, description=f"images in the strip, both ends included ({INTERPOLATION_STEPS[0]}..{INTERPOLATION_STEPS[1]})"
     )
-    shape: Choice | None = Field(None, description="the shape's class or asset, unless shape moves; omitted: drawn")
-    texture: Choice | None = Field(None, description="the texture's class or asset, unless texture moves")
-    background: Choice | None = Field(None, alias="bg", description="the background's (alias: background)")
-    seed: Seed = Field(0, description="the shared noise u of all three mechanisms")
-    seeds: MechanismSeeds | None = Field(None, description="per-mechanism seeds overriding `seed`")
-    truncation: Truncation | None = Field(None, description="BigGAN truncation (ImageNet)")
     outputs: Annotated[list[StripOutput], Field(min_length=1, max_length=4)] | None = Field(
         None, description="rows of the strip; default: the composite and the moving mechanism's own output"
     )
     format: Literal["png", "jpeg"] | None = Field(None, description="image encoding; default png")
 
     def plan_args(self) -> dict[str, Any]:
-        return _composed(self) | {"mechanism": self.mechanism, "start": self.start, "to": self.to, "steps": self.steps}
+        moving = {"mechanism": self.mechanism, "start": self.start, "to": self.to, "steps": self.steps}
+        return super().plan_args() | moving | {"outputs": self.outputs}
 
 
 class BatchRequest(BaseModel):

@@ -18,10 +18,12 @@ from service.batch.spec import BatchSpec
 from service.batch.store import ResultStore
 from service.deps import get_queue, get_services, require_api_key
 from service.problems import Conflict, NotFound, Overloaded
+from service.responses import json_view
 from service.schemas import BatchJob, BatchJobList, BatchRequest, DeletedJob, WorkerList
 from service.services import Services
 
 router = APIRouter(prefix="/batches", tags=["batches"], dependencies=[Depends(require_api_key)])
+GONE = "unknown or expired job"  # the 404 of every route of one job
 
 MEDIA = {"npz": "application/octet-stream", "wds": "application/x-tar"}
 
@@ -115,9 +117,7 @@ def workers(queue: BatchQueue = Depends(get_queue), services: Services = Depends
 @router.get(
     "/{job_id}",
     summary="State, progress (samples done of n), shards and errors of a job",
-    response_model=BatchJob,
-    response_model_exclude_unset=True,
-    responses={404: {"description": "unknown or expired job"}},
+    **json_view(BatchJob, GONE),
 )
 def status(job_id: str, queue: BatchQueue = Depends(get_queue), services: Services = Depends(get_services)):
     return job_view(job_status(queue, job_id, services.settings.redis_retry_after_s))
@@ -173,9 +173,7 @@ def labels(job_id: str, queue: BatchQueue = Depends(get_queue), services: Servic
 @router.post(
     "/{job_id}/cancel",
     summary="Cancel a job: workers stop taking its chunks; shards written so far stay until expiry",
-    response_model=BatchJob,
-    response_model_exclude_unset=True,
-    responses={404: {"description": "unknown or expired job"}},
+    **json_view(BatchJob, GONE),
 )
 def cancel(job_id: str, queue: BatchQueue = Depends(get_queue), services: Services = Depends(get_services)):
     wait = services.settings.redis_retry_after_s
@@ -188,8 +186,7 @@ def cancel(job_id: str, queue: BatchQueue = Depends(get_queue), services: Servic
 @router.delete(
     "/{job_id}",
     summary="Delete a job now: its record, its queued chunks and its files (a running job stops)",
-    response_model=DeletedJob,
-    responses={404: {"description": "unknown or expired job"}},
+    **json_view(DeletedJob, GONE),
 )
 def delete(job_id: str, queue: BatchQueue = Depends(get_queue), services: Services = Depends(get_services)):
     wait = services.settings.redis_retry_after_s

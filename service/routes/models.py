@@ -11,6 +11,7 @@ from service.deps import get_services, require_api_key
 from service.plan import manifest_of
 from service.problems import NotFound
 from service.resolve import vocab
+from service.responses import json_view
 from service.schemas import ClassesResponse, ModelInfo, ModelList
 from service.services import Services
 
@@ -62,9 +63,7 @@ def _entry(services: Services, name: str) -> Entry:
 @router.get(
     "/models/{name}",
     summary="One model: mechanisms, image size, installed or not",
-    response_model=ModelInfo,
-    response_model_exclude_unset=True,
-    responses={404: {"description": "unknown model"}},
+    **json_view(ModelInfo, "unknown model"),
 )
 def model(name: str, services: Services = Depends(get_services)) -> dict:
     return describe(_entry(services, name), services)
@@ -73,9 +72,7 @@ def model(name: str, services: Services = Depends(get_services)) -> dict:
 @router.get(
     "/models/{name}/classes",
     summary="Class names per mechanism; with q, search and resolve a word",
-    response_model=ClassesResponse,
-    response_model_exclude_unset=True,
-    responses={404: {"description": "unknown or not installed model"}},
+    **json_view(ClassesResponse, "unknown or not installed model"),
 )
 def classes(
     name: str,
