@@ -62,7 +62,9 @@ def _post_while_polling(url: str, body: bytes) -> tuple[httpx.Response, list[flo
 
 
 def test_a_huge_explicit_label_table_is_parsed_off_the_event_loop(make_stack):
-    """900k explicit rows (7.2 MB of JSON): the event loop keeps answering /healthz within 200 ms meanwhile."""
+    """900k explicit rows (7.2 MB of JSON): the event loop keeps answering /healthz within 200 ms meanwhile
+    (one poll may meet a pause of the machine or of the polling process itself, never 500 ms; parsed on the
+    loop, /healthz waited over 2 s)."""
     stack = make_stack()
     stack.start_api()
     stack.client()
@@ -84,7 +86,8 @@ def test_a_huge_explicit_label_table_is_parsed_off_the_event_loop(make_stack):
     spec, explicit = stack.queue.spec(job["id"])
     assert spec.n == n and np.array_equal(explicit, table)
     assert len(latencies) >= 5, f"too few polls during a {seconds:.2f} s submit"
-    assert max(latencies) < 0.2, f"/healthz took up to {max(latencies):.3f} s during a {seconds:.2f} s submit"
+    slow = [round(t, 3) for t in latencies if t >= 0.2]
+    assert len(slow) <= 1 and max(latencies) < 0.5, f"/healthz took {slow} s during a {seconds:.2f} s submit"
 
     # a bad row deep inside a huge body is named exactly, with the usual error body
     bad = rows.copy()
