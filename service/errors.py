@@ -137,14 +137,12 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-class MalformedJSON(InvalidInput):
-    kind = "malformed_json"
+class MalformedJSON(InvalidInput, kind="malformed_json"):
+    """A body that is not JSON where JSON was sent."""
 
 
-class MalformedBody(InvalidInput):
+class MalformedBody(InvalidInput, kind="malformed_body"):
     """A body that cannot even be read as its content type says (not UTF-8, a broken multipart form)."""
-
-    kind = "malformed_body"
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
@@ -157,12 +155,12 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     return sorted(methods)
 
 
-class MethodNotAllowed(Problem):
-    kind = "method_not_allowed"
+class MethodNotAllowed(Problem, kind="method_not_allowed"):
+    """A path served, but not with this method; the 405's Allow header names those it is."""
 
 
-class InternalError(Problem):
-    kind = "internal"
+class InternalError(Problem, kind="internal"):
+    """A bug: the one body of every 500."""
 
 
 def internal_error() -> InternalError:

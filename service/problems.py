@@ -12,6 +12,11 @@ class Problem(Exception):
 
     kind = "bad_request"
 
+    def __init_subclass__(cls, kind: str, **kwargs: Any):
+        """Every kind of problem names its type where it is declared."""
+        super().__init_subclass__(**kwargs)
+        cls.kind = kind
+
     def __init__(self, message: str, field: str | None = None, **extra: Any):
         super().__init__(message)
         self.message = message
@@ -19,69 +24,49 @@ class Problem(Exception):
         self.extra = extra
 
 
-class InvalidInput(Problem):
+class InvalidInput(Problem, kind="invalid_input"):
     """A value the request may not have; `allowed` says what it may, where that is short."""
 
-    kind = "invalid_input"
 
-
-class UnknownNameError(InvalidInput):
+class UnknownNameError(InvalidInput, kind="unknown_name"):
     """A class name no vocabulary knows (with the closest names as `suggestions`)."""
 
-    kind = "unknown_name"
 
-
-class NotFound(Problem):
+class NotFound(Problem, kind="not_found"):
     """An unknown model, job, asset or shard."""
 
-    kind = "not_found"
 
-
-class ModelNotInstalled(NotFound):
+class ModelNotInstalled(NotFound, kind="model_not_installed"):
     """A catalogued model that is not installed here; `install` is the command that installs it."""
 
-    kind = "model_not_installed"
 
-
-class Conflict(Problem):
+class Conflict(Problem, kind="conflict"):
     """The request clashes with the state: a built-in name, an idempotency key used with another body,
     a shard not written yet."""
 
-    kind = "conflict"
 
-
-class TooLarge(Problem):
+class TooLarge(Problem, kind="payload_too_large"):
     """A body, file or quota over its limit (`limit`)."""
 
-    kind = "payload_too_large"
 
-
-class RequestTimeout(Problem):
+class RequestTimeout(Problem, kind="request_timeout"):
     """A client that stopped sending its body."""
 
-    kind = "request_timeout"
 
-
-class Unauthorized(Problem):
+class Unauthorized(Problem, kind="unauthorized"):
     """No API key, or one the service does not know (when keys are configured)."""
-
-    kind = "unauthorized"
 
     def __init__(self, message: str = "missing or invalid API key: send 'Authorization: Bearer <key>'"):
         super().__init__(message)
 
 
-class Overloaded(Problem):
+class Overloaded(Problem, kind="overloaded"):
     """Busy or a dependency is down: try again in `retry_after` seconds."""
-
-    kind = "overloaded"
 
     def __init__(self, message: str, retry_after: int, field: str | None = None, **extra: Any):
         super().__init__(message, field, retry_after=retry_after, **extra)
         self.retry_after = retry_after
 
 
-class NotReady(Problem):
+class NotReady(Problem, kind="not_ready"):
     """The default model is still loading, or failed to load."""
-
-    kind = "not_ready"

@@ -22,9 +22,21 @@ class APITimeoutError(APIConnectionError):
 
 
 class APIStatusError(CGNError):
-    """The server answered with an error status; `.type`, `.field`, `.body` come from its JSON error."""
+    """The server answered with an error status; `.type`, `.field`, `.body` come from its JSON error.
+
+    A subclass declares the status or error type it stands for (`status=409`, `error_type="unknown_name"`);
+    error_from_response picks the most specific one.
+    """
 
     status_code: int = 0
+
+    def __init_subclass__(cls, status: int | None = None, error_type: str | None = None, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status_code = status
+            _BY_STATUS[status] = cls
+        if error_type is not None:
+            _BY_TYPE[error_type] = cls
 
     def __init__(self, message: str, response: httpx.Response, body: dict[str, Any] | None):
         super().__init__(message)
@@ -39,25 +51,23 @@ class APIStatusError(CGNError):
         self.request_id: str | None = err.get("request_id") or response.headers.get("x-request-id")
 
 
-class BadRequestError(APIStatusError):
-    """400: a request the server could not read."""
-
-    status_code = 400
+_BY_STATUS: dict[int, type[APIStatusError]] = {}
+_BY_TYPE: dict[str, type[APIStatusError]] = {}
 
 
-class AuthenticationError(APIStatusError):
-    """401: no API key, or one the server does not know."""
-
-    status_code = 401
+class BadRequestError(APIStatusError, status=400):
+    """A request the server could not read."""
 
 
-class NotFoundError(APIStatusError):
-    """404: an unknown model, job, shard or asset."""
-
-    status_code = 404
+class AuthenticationError(APIStatusError, status=401):
+    """No API key, or one the server does not know."""
 
 
-class ModelNotInstalledError(NotFoundError):
+class NotFoundError(APIStatusError, status=404):
+    """An unknown model, job, shard or asset."""
+
+
+class ModelNotInstalledError(NotFoundError, error_type="model_not_installed"):
     """`.install` says how to install the model."""
 
     @property
@@ -65,25 +75,19 @@ class ModelNotInstalledError(NotFoundError):
         return self.body.get("error", {}).get("install")
 
 
-class ConflictError(APIStatusError):
-    """409: e.g. an idempotency key reused with another body, or a shard not written yet."""
-
-    status_code = 409
+class ConflictError(APIStatusError, status=409):
+    """E.g. an idempotency key reused with another body, or a shard not written yet."""
 
 
-class PayloadTooLargeError(APIStatusError):
-    """413: a body, file or asset quota over the server's limit."""
-
-    status_code = 413
+class PayloadTooLargeError(APIStatusError, status=413):
+    """A body, file or asset quota over the server's limit."""
 
 
-class InvalidRequestError(APIStatusError):
-    """422: the server refused an input; `.field` names it."""
-
-    status_code = 422
+class InvalidRequestError(APIStatusError, status=422):
+    """The server refused an input; `.field` names it."""
 
 
-class UnknownNameError(InvalidRequestError):
+class UnknownNameError(InvalidRequestError, error_type="unknown_name"):
     """A class name the model does not know; `.suggestions` are the closest known names."""
 
     @property
@@ -91,20 +95,16 @@ class UnknownNameError(InvalidRequestError):
         return list(self.body.get("error", {}).get("suggestions", []))
 
 
-class RateLimitError(APIStatusError):
-    """429: too many requests (retried automatically, raised when retries run out)."""
-
-    status_code = 429
+class RateLimitError(APIStatusError, status=429):
+    """Too many requests (retried automatically, raised when retries run out)."""
 
 
-class OverloadedError(APIStatusError):
-    """503: the server's queue is full (retried automatically, raised when retries run out)."""
-
-    status_code = 503
+class OverloadedError(APIStatusError, status=503):
+    """The server's queue is full (retried automatically, raised when retries run out)."""
 
 
 class InternalServerError(APIStatusError):
-    pass
+    """Any other 5xx: a bug or an outage on the server's side."""
 
 
 class BatchJobError(CGNError):
@@ -113,22 +113,6 @@ class BatchJobError(CGNError):
     def __init__(self, message: str, status: dict[str, Any]):
         super().__init__(message)
         self.status = status
-
-
-_BY_STATUS: dict[int, type[APIStatusError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    404: NotFoundError,
-    409: ConflictError,
-    413: PayloadTooLargeError,
-    422: InvalidRequestError,
-    429: RateLimitError,
-    503: OverloadedError,
-}
-_BY_TYPE: dict[str, type[APIStatusError]] = {
-    "unknown_name": UnknownNameError,
-    "model_not_installed": ModelNotInstalledError,
-}
 
 
 def error_from_response(response: httpx.Response) -> APIStatusError:
