@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         store=model_store(settings),
         runner=Runner(settings, on_batch=metrics.on_batch),
-        assets=AssetStore(settings.assets_dir),
+        assets=AssetStore(settings.assets_dir, settings.max_assets, settings.max_asset_bytes),
         metrics=metrics,
     )
     app = FastAPI(title="cgn-service", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan)

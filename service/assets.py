@@ -176,10 +176,14 @@ def decode_upload(data: bytes, max_side: int, max_pixels: int) -> Image.Image:
 
 
 class AssetStore:
-    """Built-in assets plus uploads under a directory: NAME.json (metadata) beside NAME.png, .jpg or .webp."""
+    """Built-in assets plus uploads under a directory: NAME.json (metadata) beside NAME.png, .jpg or .webp.
 
-    def __init__(self, directory: Path):
+    The quotas bound what uploads may take: at most `max_assets` of them, `max_bytes` bytes in all.
+    """
+
+    def __init__(self, directory: Path, max_assets: int | None = None, max_bytes: int | None = None):
         self.dir = Path(directory)
+        self.max_assets, self.max_bytes = max_assets, max_bytes
         self._lock = threading.Lock()
         self._tensors: dict[tuple[str, int, bool], torch.Tensor] = {}
 
@@ -207,16 +211,8 @@ class AssetStore:
             return _builtin_png(asset.name)
         return (self.dir / f"{asset.name}{asset.suffix}").read_bytes()
 
-    def put(
-        self,
-        name: str,
-        upload: Upload,
-        description: str = "",
-        max_assets: int | None = None,
-        max_bytes: int | None = None,
-    ) -> Asset:
-        """Store (or replace) an uploaded asset; AssetQuotaExceeded when the store would hold more than
-        `max_assets` uploads or `max_bytes` bytes of them."""
+    def put(self, name: str, upload: Upload, description: str = "") -> Asset:
+        """Store (or replace) an uploaded asset; AssetQuotaExceeded when that would pass a quota."""
         if not NAME_RE.match(name):
             raise AssetError(
                 f"name: {name!r} is not a valid asset name", field="name", allowed="lower-case letter, then [a-z0-9_-]"
@@ -228,6 +224,7 @@ class AssetStore:
         asset = Asset(
             name, upload.width, upload.height, digest, False, description, MEDIA_TYPES[upload.suffix], len(data)
         )
+        max_assets, max_bytes = self.max_assets, self.max_bytes
         with self._lock:
             sizes = {n: self._stored_bytes(n) for n in self._uploaded()}
             replaced = sizes.pop(name, None)

@@ -2,6 +2,7 @@
 
 import hmac
 import threading
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +17,9 @@ _bearer = HTTPBearer(auto_error=False, description="required when CGN_API_KEYS i
 # Dependencies are `async def`: FastAPI would run plain functions in the thread pool, a hop per request.
 async def get_services(request: Request) -> Services:
     return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def require_api_key(
@@ -44,3 +48,6 @@ async def get_queue(request: Request) -> BatchQueue:
             settings = state.services.settings
             state.batch_queue = BatchQueue.from_url(settings.redis_url, QueueConfig.from_settings(settings))
     return state.batch_queue
+
+
+QueueDep = Annotated[BatchQueue, Depends(get_queue)]

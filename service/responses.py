@@ -3,10 +3,28 @@
 import asyncio
 
 import numpy as np
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request, Response
 
+from service.deps import require_api_key
 from service.encode import MEDIA_TYPES, encode_image
 from service.schemas import CounterfactualResponse
+
+GENERATION_ERRORS: dict[int | str, dict] = {
+    404: {"description": "unknown or not installed model"},
+    503: {"description": "the model queue is full; retry after Retry-After seconds"},
+}
+
+
+def generation_router() -> APIRouter:
+    """The router of a generating route: API key, binary bodies (a route answers JSON by returning it), and
+    the errors every model request may meet."""
+    return APIRouter(
+        tags=["generate"],
+        dependencies=[Depends(require_api_key)],
+        default_response_class=Response,
+        responses=GENERATION_ERRORS,
+    )
+
 
 IMAGE_RESPONSES: dict[int | str, dict] = {
     200: {
@@ -14,9 +32,7 @@ IMAGE_RESPONSES: dict[int | str, dict] = {
         "content": {"image/png": {}, "image/jpeg": {}, "application/x-npy": {}},
         "model": CounterfactualResponse,
     },
-    404: {"description": "unknown or not installed model"},
     422: {"description": "bad input: unknown name (with closest matches), bad seed, wrong type, malformed JSON"},
-    503: {"description": "the model queue is full; retry after Retry-After seconds"},
 }
 ONE_IMAGE_RESPONSES = {k: v for k, v in IMAGE_RESPONSES.items() if k != 200} | {
     200: {"description": "the image", "content": {m: {} for m in MEDIA_TYPES.values()}}

@@ -6,10 +6,9 @@ from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from service.assets import MEDIA_TYPES, AssetError, AssetQuotaExceeded, check_upload
-from service.deps import get_services, require_api_key
+from service.deps import ServicesDep, require_api_key
 from service.problems import Conflict, InvalidInput, NotFound, TooLarge
 from service.schemas import AssetInfo, AssetList
-from service.services import Services
 
 router = APIRouter(tags=["assets"], dependencies=[Depends(require_api_key)])
 
@@ -26,22 +25,21 @@ router = APIRouter(tags=["assets"], dependencies=[Depends(require_api_key)])
     },
 )
 async def upload(
+    services: ServicesDep,
     name: Annotated[str, Form(min_length=1, max_length=64, description="lower-case name, e.g. mars")],
     file: Annotated[UploadFile, File(description="PNG, JPEG, WEBP, BMP or GIF")],
     description: Annotated[str, Form(max_length=500)] = "",
-    services: Services = Depends(get_services),
 ) -> dict:
     s = services.settings
     data = await file.read(s.max_body_bytes + 1)
     if len(data) > s.max_body_bytes:
         raise TooLarge(f"file: larger than {s.max_body_bytes} bytes", "file")
-    if name in ("moon",) or (services.assets.get(name) is not None and services.assets.get(name).builtin):
+    existing = services.assets.get(name)
+    if existing is not None and existing.builtin:
         raise Conflict(f"name: {name!r} is a built-in asset and cannot be replaced", "name")
     try:
         checked = await run_in_threadpool(check_upload, data, s.max_asset_side, s.max_asset_pixels)
-        asset = await run_in_threadpool(
-            services.assets.put, name, checked, description, s.max_assets, s.max_asset_bytes
-        )
+        asset = await run_in_threadpool(services.assets.put, name, checked, description)
     except AssetQuotaExceeded as exc:
         kind = TooLarge if exc.setting == "CGN_MAX_ASSET_BYTES" else Conflict
         raise kind(str(exc), exc.field, setting=exc.setting, limit=exc.limit) from exc
@@ -51,7 +49,7 @@ async def upload(
 
 
 @router.get("/assets", summary="Built-in and uploaded assets", response_model=AssetList)
-def list_assets(services: Services = Depends(get_services)) -> dict:
+def list_assets(services: ServicesDep) -> dict:
     return {"assets": [a.info() for a in map(services.assets.get, services.assets.names()) if a is not None]}
 
 
@@ -61,7 +59,7 @@ def list_assets(services: Services = Depends(get_services)) -> dict:
     response_class=Response,
     responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}, 404: {"description": "unknown asset"}},
 )
-def get_asset(name: str, services: Services = Depends(get_services)) -> Response:
+def get_asset(name: str, services: ServicesDep) -> Response:
     asset = services.assets.get(name)
     if asset is None:
         raise NotFound(f"name: unknown asset {name!r}", "name", allowed=services.assets.names())

@@ -16,7 +16,7 @@ from service.batch.labels import csv_rows
 from service.batch.queue import BatchQueue, IdempotencyConflict, QueueFull
 from service.batch.spec import BatchSpec
 from service.batch.store import ResultStore
-from service.deps import get_queue, get_services, require_api_key
+from service.deps import QueueDep, ServicesDep, require_api_key
 from service.problems import Conflict, NotFound, Overloaded
 from service.responses import json_view
 from service.schemas import BatchJob, BatchJobList, BatchRequest, DeletedJob, WorkerList
@@ -47,8 +47,8 @@ MEDIA = {"npz": "application/octet-stream", "wds": "application/x-tar"}
 async def submit(
     request: Request,
     response: Response,
-    services: Services = Depends(get_services),
-    queue: BatchQueue = Depends(get_queue),
+    services: ServicesDep,
+    queue: QueueDep,
     api_key: str | None = Depends(require_api_key),
     idempotency_key: Annotated[
         str | None,
@@ -95,8 +95,8 @@ def _submit(
 
 @router.get("", summary="Batch jobs, newest first", response_model=BatchJobList, response_model_exclude_unset=True)
 def list_jobs(
-    queue: BatchQueue = Depends(get_queue),
-    services: Services = Depends(get_services),
+    queue: QueueDep,
+    services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ):
@@ -109,7 +109,7 @@ def list_jobs(
 
 
 @router.get("/workers", summary="Batch workers: heartbeat, state and per-worker metrics", response_model=WorkerList)
-def workers(queue: BatchQueue = Depends(get_queue), services: Services = Depends(get_services)):
+def workers(queue: QueueDep, services: ServicesDep):
     with broker(services.settings.redis_retry_after_s):
         return {"workers": queue.workers(), "queued_samples": queue.queued_samples()}
 
@@ -119,7 +119,7 @@ def workers(queue: BatchQueue = Depends(get_queue), services: Services = Depends
     summary="State, progress (samples done of n), shards and errors of a job",
     **json_view(BatchJob, GONE),
 )
-def status(job_id: str, queue: BatchQueue = Depends(get_queue), services: Services = Depends(get_services)):
+def status(job_id: str, queue: QueueDep, services: ServicesDep):
     return job_view(job_status(queue, job_id, services.settings.redis_retry_after_s))
 
 
@@ -133,7 +133,7 @@ def status(job_id: str, queue: BatchQueue = Depends(get_queue), services: Servic
         409: {"description": "the shard is not written yet"},
     },
 )
-def shard(job_id: str, k: int, queue: BatchQueue = Depends(get_queue), services: Services = Depends(get_services)):
+def shard(job_id: str, k: int, queue: QueueDep, services: ServicesDep):
     status = job_status(queue, job_id, services.settings.redis_retry_after_s)
     spec: BatchSpec = status["spec"]
     if not 0 <= k < status["num_shards"]:
@@ -160,7 +160,7 @@ def shard(job_id: str, k: int, queue: BatchQueue = Depends(get_queue), services:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}, 404: {"description": "unknown or expired job"}},
 )
-def labels(job_id: str, queue: BatchQueue = Depends(get_queue), services: Services = Depends(get_services)):
+def labels(job_id: str, queue: QueueDep, services: ServicesDep):
     with broker(services.settings.redis_retry_after_s):
         got = queue.spec(job_id)
     if got is None:
@@ -175,7 +175,7 @@ def labels(job_id: str, queue: BatchQueue = Depends(get_queue), services: Servic
     summary="Cancel a job: workers stop taking its chunks; shards written so far stay until expiry",
     **json_view(BatchJob, GONE),
 )
-def cancel(job_id: str, queue: BatchQueue = Depends(get_queue), services: Services = Depends(get_services)):
+def cancel(job_id: str, queue: QueueDep, services: ServicesDep):
     wait = services.settings.redis_retry_after_s
     job_status(queue, job_id, wait)
     with broker(wait):
@@ -188,7 +188,7 @@ def cancel(job_id: str, queue: BatchQueue = Depends(get_queue), services: Servic
     summary="Delete a job now: its record, its queued chunks and its files (a running job stops)",
     **json_view(DeletedJob, GONE),
 )
-def delete(job_id: str, queue: BatchQueue = Depends(get_queue), services: Services = Depends(get_services)):
+def delete(job_id: str, queue: QueueDep, services: ServicesDep):
     wait = services.settings.redis_retry_after_s
     spec: BatchSpec = job_status(queue, job_id, wait)["spec"]
     with broker(wait):

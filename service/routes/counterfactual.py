@@ -3,28 +3,31 @@
 import base64
 import json
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
-from service.deps import get_services, require_api_key
+from service.deps import ServicesDep
 from service.encode import MEDIA_TYPES
 from service.plan import counterfactual_plan, describe_labels, run
-from service.responses import IMAGE_RESPONSES, encode_images, header_text, negotiated_format, wants_json
+from service.responses import (
+    IMAGE_RESPONSES,
+    encode_images,
+    generation_router,
+    header_text,
+    negotiated_format,
+    wants_json,
+)
 from service.schemas import CounterfactualRequest, CounterfactualResponse
-from service.services import Services
 
-router = APIRouter(tags=["generate"], dependencies=[Depends(require_api_key)])
+router = generation_router()
 
 
 @router.post(
     "/counterfactual",
     summary="A counterfactual image: shape, texture and background each from its own class (or an asset)",
-    response_class=Response,
     responses=IMAGE_RESPONSES,
 )
-async def counterfactual(
-    req: CounterfactualRequest, request: Request, services: Services = Depends(get_services)
-) -> Response:
+async def counterfactual(req: CounterfactualRequest, request: Request, services: ServicesDep) -> Response:
     plan = counterfactual_plan(services, **req.plan_args())
     images = await run(services, plan)
     fmt = negotiated_format(request, req.format)

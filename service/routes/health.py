@@ -1,12 +1,11 @@
 """Liveness, readiness and Prometheus metrics; open even when API keys are configured."""
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.deps import get_services
+from service.deps import ServicesDep
 from service.problems import NotReady
 from service.schemas import Health, Readiness
-from service.services import Services
 
 router = APIRouter(tags=["health"])
 
@@ -22,7 +21,7 @@ async def healthz() -> dict:
     response_model=Readiness,
     responses={503: {"description": "still loading, or the default model could not be loaded"}},
 )
-async def readyz(request: Request, services: Services = Depends(get_services)) -> dict:
+async def readyz(request: Request, services: ServicesDep) -> dict:
     name = services.settings.default_model
     if services.runner.loaded(name) is None:
         problem = request.app.state.load_errors.get(name)
@@ -33,6 +32,6 @@ async def readyz(request: Request, services: Services = Depends(get_services)) -
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(services: Services = Depends(get_services)) -> Response:
+def metrics(services: ServicesDep) -> Response:
     services.metrics.queue_depth.set(services.runner.depth())
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

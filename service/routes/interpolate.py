@@ -4,16 +4,16 @@ import asyncio
 import base64
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
-from service.deps import get_services, require_api_key
+from service.deps import ServicesDep
 from service.encode import MEDIA_TYPES, encode_image
 from service.plan import interpolation_plan, run
+from service.responses import generation_router
 from service.schemas import InterpolateRequest, InterpolateResponse
-from service.services import Services
 
-router = APIRouter(tags=["generate"], dependencies=[Depends(require_api_key)])
+router = generation_router()
 
 
 def wants_strip(request: Request) -> bool:
@@ -31,7 +31,6 @@ def strip(images: dict[str, np.ndarray], outputs: tuple[str, ...], fmt: str) -> 
 @router.post(
     "/interpolate",
     summary="Interpolation strip: one mechanism moves between two classes, noise and the others fixed",
-    response_class=Response,
     responses={
         200: {
             "description": "JSON with base64 images per output and step; with Accept: image/png (or image/jpeg) "
@@ -39,14 +38,10 @@ def strip(images: dict[str, np.ndarray], outputs: tuple[str, ...], fmt: str) -> 
             "model": InterpolateResponse,
             "content": {"image/png": {}, "image/jpeg": {}},
         },
-        404: {"description": "unknown or not installed model"},
         422: {"description": "bad input: unknown class name (with closest matches), steps out of range, ..."},
-        503: {"description": "the model queue is full; retry after Retry-After seconds"},
     },
 )
-async def interpolate(
-    req: InterpolateRequest, request: Request, services: Services = Depends(get_services)
-) -> Response:
+async def interpolate(req: InterpolateRequest, request: Request, services: ServicesDep) -> Response:
     plan, first, last = interpolation_plan(services, **req.plan_args())
     images = await run(services, plan)
     fmt = req.format or ("jpeg" if "image/jpeg" in request.headers.get("accept", "") else "png")

@@ -2,29 +2,27 @@
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Request, Response
 
-from service.deps import get_services, require_api_key
+from service.deps import ServicesDep
 from service.encode import MEDIA_TYPES
 from service.plan import mechanism_plan, run
-from service.responses import ONE_IMAGE_RESPONSES, encode_images, header_text, negotiated_format
+from service.responses import ONE_IMAGE_RESPONSES, encode_images, generation_router, header_text, negotiated_format
 from service.schemas import MechanismRequest
-from service.services import Services
 
-router = APIRouter(tags=["generate"], dependencies=[Depends(require_api_key)])
+router = generation_router()
 
 
 @router.post(
     "/mechanisms/{mechanism}",
     summary="One independent mechanism: the shape's mask, the texture's foreground or the background",
-    response_class=Response,
     responses=ONE_IMAGE_RESPONSES,
 )
 async def mechanism(
     mechanism: Literal["shape", "texture", "background"],
     req: MechanismRequest,
     request: Request,
-    services: Services = Depends(get_services),
+    services: ServicesDep,
 ) -> Response:
     plan, label = mechanism_plan(services, mechanism=mechanism, **req.plan_args())
     images = await run(services, plan)

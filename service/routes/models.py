@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from cgn.mechanisms import MECHANISMS, OUTPUTS
 from cgn.vocab import UnknownName
 from model_store.store import Entry
-from service.deps import get_services, require_api_key
+from service.deps import ServicesDep, require_api_key
 from service.plan import manifest_of
 from service.problems import NotFound
 from service.resolve import vocab
@@ -44,7 +44,7 @@ def describe(entry: Entry, services: Services) -> dict:
     response_model=ModelList,
     response_model_exclude_unset=True,
 )
-def models(services: Services = Depends(get_services)) -> dict:
+def models(services: ServicesDep) -> dict:
     return {
         "default": services.settings.default_model,
         "models": [describe(e, services) for e in services.store.entries()],
@@ -65,7 +65,7 @@ def _entry(services: Services, name: str) -> Entry:
     summary="One model: mechanisms, image size, installed or not",
     **json_view(ModelInfo, "unknown model"),
 )
-def model(name: str, services: Services = Depends(get_services)) -> dict:
+def model(name: str, services: ServicesDep) -> dict:
     return describe(_entry(services, name), services)
 
 
@@ -76,10 +76,10 @@ def model(name: str, services: Services = Depends(get_services)) -> dict:
 )
 def classes(
     name: str,
+    services: ServicesDep,
     q: Annotated[str | None, Query(max_length=200, description="a word to search and resolve")] = None,
     mechanism: Annotated[str | None, Query(pattern="^(shape|texture|background)$")] = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 50,
-    services: Services = Depends(get_services),
 ) -> dict:
     manifest = manifest_of(services, name)
     mechs = [mechanism] if mechanism else list(MECHANISMS)

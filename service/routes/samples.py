@@ -1,29 +1,26 @@
 """POST /samples: n counterfactual training samples in one compact binary payload (behind sample_batch)."""
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Response
 
 from cgn.mechanisms import MECHANISMS
-from service.deps import get_services, require_api_key
+from service.deps import ServicesDep
 from service.encode import SAMPLES_MEDIA_TYPE, encode_samples
 from service.plan import run, samples_plan
+from service.responses import generation_router
 from service.schemas import SamplesRequest
-from service.services import Services
 
-router = APIRouter(tags=["generate"], dependencies=[Depends(require_api_key)])
+router = generation_router()
 
 
 @router.post(
     "/samples",
     summary="A batch of samples as uint8 NCHW images plus labels and seeds (format: docs/service.md)",
-    response_class=Response,
     responses={
         200: {"description": "CGNS binary payload", "content": {SAMPLES_MEDIA_TYPE: {}}},
-        404: {"description": "unknown or not installed model"},
         422: {"description": "bad input, e.g. n above the limit"},
-        503: {"description": "the model queue is full; retry after Retry-After seconds"},
     },
 )
-async def samples(req: SamplesRequest, services: Services = Depends(get_services)) -> Response:
+async def samples(req: SamplesRequest, services: ServicesDep) -> Response:
     plan = samples_plan(services, **req.plan_args())
     images = await run(services, plan)
     arrays = {**images, "labels": plan.labels, "seeds": plan.seeds}

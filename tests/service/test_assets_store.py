@@ -89,18 +89,17 @@ def test_assets_stored_by_earlier_versions_still_serve(tmp_path):
 
 
 def test_quotas_count_uploads_and_their_bytes(tmp_path):
-    store = AssetStore(tmp_path / "assets")
     small = check_upload(encoded(photo(64), "PNG"), **LIMITS)
-    limits = {"max_assets": 2, "max_bytes": 3 * len(small.data)}
-    store.put("one", small, **limits)
-    store.put("two", small, **limits)
+    store = AssetStore(tmp_path / "assets", max_assets=2, max_bytes=3 * len(small.data))
+    store.put("one", small)
+    store.put("two", small)
     with pytest.raises(AssetQuotaExceeded) as exc:
-        store.put("three", small, **limits)
+        store.put("three", small)
     assert exc.value.setting == "CGN_MAX_ASSETS" and exc.value.limit == 2 and exc.value.field == "name"
-    store.put("two", small, **limits)  # a replacement is no new asset
+    store.put("two", small)  # a replacement is no new asset
     big = check_upload(encoded(photo(256, seed=1), "PNG"), **LIMITS)
     with pytest.raises(AssetQuotaExceeded) as exc:
-        store.put("two", big, **limits)
+        store.put("two", big)
     assert exc.value.setting == "CGN_MAX_ASSET_BYTES" and exc.value.field == "file"
     assert "CGN_MAX_ASSET_BYTES" in str(exc.value)
     assert store.names() == ["moon", "one", "two"] and store.data(store.get("two")) == small.data
