@@ -19,6 +19,8 @@ from cgn.imagenet import losses as L
 from cgn.imagenet.train import TrainConfig, Trainer
 from cgn_cli.store import writable_store
 
+TUNABLE = ("steps", "batch_size", "batch_acc", "truncation", "seed", "sample_every", "checkpoint_every")
+
 
 def add_imagenet_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("imagenet", help="train the ImageNet CGN (needs pretrained BigGAN/U2-Net or cgn.pth)")
@@ -30,13 +32,9 @@ def add_imagenet_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--vgg16", type=Path, help="torchvision VGG16 weights for the perceptual loss (else random filters)")
     p.add_argument("--tiny", action="store_true", help="the tiny test configuration (64 px, width 8)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--batch-acc", type=int, default=d.batch_acc)
-    p.add_argument("--truncation", type=float, default=d.truncation)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--sample-every", type=int, default=d.sample_every)
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    for name in TUNABLE:
+        default = getattr(d, name)
+        p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     p.add_argument("--export", metavar="NAME", help="register the final inference model under this name")
     p.add_argument("--store", type=Path, help="model-store root for --export (default: $CGN_MODEL_STORE)")
     p.set_defaults(func=run)
@@ -47,16 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from model_store import imagenet as store_imagenet
     from model_store.official import read_checkpoint
 
-    cfg = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        batch_acc=args.batch_acc,
-        truncation=args.truncation,
-        seed=args.seed,
-        sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every,
-        feature_divisor=8 if args.tiny else 1,
-    )
+    cfg = TrainConfig(**{name: getattr(args, name) for name in TUNABLE}, feature_divisor=8 if args.tiny else 1)
     missing = "--store: no model store root given and CGN_MODEL_STORE is not set"
     export_root = writable_store(args.store, missing) if args.export else None  # before training, not after it
     torch.manual_seed(args.seed)

@@ -52,16 +52,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--device {device}: this machine has {count} CUDA device(s)")
     torch.set_num_threads(max(1, settings.threads or 1))
     queue = BatchQueue.from_url(settings.redis_url, QueueConfig.from_settings(settings))
-    worker = Worker(
-        queue,
-        ModelStore(settings.model_store),
-        device=device,
-        name=args.name,
-        batch_size=settings.batch_gen_batch_size,
-        grace_s=settings.batch_worker_grace_s,
-        sweep_every_s=settings.batch_sweep_s,
-        max_models=settings.batch_worker_models,
-    )
+    worker = Worker(queue, ModelStore(settings.model_store), settings, name=args.name)
     worker.install_signals()
     if args.metrics_port is not None:
         serve_metrics(worker, args.metrics_port)

@@ -25,6 +25,7 @@ from service.batch import cleanup
 from service.batch.queue import ACTIVE, BatchQueue, Delivery
 from service.batch.render import encode, shard_data
 from service.batch.store import ResultStore
+from service.settings import Settings
 
 log = logging.getLogger("cgn.batch.worker")
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
@@ -55,25 +56,17 @@ class Metrics:
 
 
 class Worker:
-    def __init__(
-        self,
-        queue: BatchQueue,
-        models: ModelStore,
-        device: str = "cpu",
-        name: str | None = None,
-        batch_size: int = 256,
-        grace_s: float = 30.0,
-        sweep_every_s: float = 60.0,
-        max_models: int = 2,
-    ):
+    """Takes chunks from the queue and writes their shards; its knobs are the CGN_BATCH_* settings."""
+
+    def __init__(self, queue: BatchQueue, models: ModelStore, settings: Settings, name: str | None = None):
         if queue.config.visibility_timeout_s < 2 * queue.config.heartbeat_s:
             raise ValueError("batch visibility timeout must be at least twice the heartbeat interval")
-        self.queue, self.models, self.device = queue, models, device
+        self.queue, self.models, self.device = queue, models, settings.device
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.batch_size, self.grace_s = batch_size, grace_s
-        self.sweep_every_s, self.max_models = sweep_every_s, max_models
+        self.batch_size, self.grace_s = settings.batch_gen_batch_size, settings.batch_worker_grace_s
+        self.sweep_every_s, self.max_models = settings.batch_sweep_s, settings.batch_worker_models
         self.metrics = Metrics()
-        self._models = ModelCache(models, device, max_models)
+        self._models = ModelCache(models, self.device, self.max_models)
         self._stores: dict[str, ResultStore] = {}
         self._current: Delivery | None = None
         self._stop_at: float | None = None  # when SIGTERM came

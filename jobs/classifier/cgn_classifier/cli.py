@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--gamma", type=float, default=0.7, help="adadelta: learning-rate decay per epoch")
     t.add_argument("--aux-grad", type=float, default=0.1, help="gradient scale of texture/background heads")
     t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
-    t.add_argument("--heads", default=",".join(HEADS), help="comma-separated heads of the ensemble")
+    t.add_argument("--heads", type=_heads, default=HEADS, help="comma-separated heads of the ensemble")
     t.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     t.add_argument(
         "--augment",
@@ -100,6 +101,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-q", "--quiet", action="store_true")
     return p
+
+
+def _heads(text: str) -> tuple[str, ...]:
+    return tuple(h.strip() for h in text.split(",") if h.strip())
 
 
 def _client(args: argparse.Namespace):
@@ -152,23 +157,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
-    heads = tuple(h.strip() for h in args.heads.split(",") if h.strip())
     try:
-        cfg = TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            gamma=args.gamma,
-            seed=args.seed,
-            heads=heads,
-            optimizer=args.optimizer,
-            weight_decay=args.weight_decay,
-            input_affine=args.input_affine,
-            aux_grad=args.aux_grad,
-            precision=args.precision,
-            augment=args.augment,
-            eval_every=args.eval_every,
-        )
+        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name in vars(args)})
     except ValueError as e:
         raise SystemExit(f"cgn-train-classifier: {e}") from None
     real = data.load_real(args.data)
