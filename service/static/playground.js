@@ -319,6 +319,77 @@
     }
   }
 
+  // ---- the page's repeated pieces: stamped out of the <template>s of index.html ------------------------------
+  const PANEL = {
+    shape: { title: "Shape", note: "mask m" },
+    texture: { title: "Texture", note: "foreground f" },
+    background: { title: "Background", note: "b" },
+  };
+
+  const stamp = (id) => $(id).content.cloneNode(true);
+
+  // The combobox and its listbox, into an empty .picker box that follows the label naming the input.
+  function fillPicker(box, listLabel, data) {
+    const id = box.previousElementSibling.htmlFor;
+    const part = stamp("class-picker");
+    const [input, list] = part.children;
+    input.id = id;
+    input.setAttribute("aria-controls", `${id}-list`);
+    Object.assign(input.dataset, data);
+    list.id = `${id}-list`;
+    list.setAttribute("aria-label", listLabel);
+    box.append(part);
+    return input;
+  }
+
+  function mechanismPanel(mech) {
+    const part = stamp("mechanism-panel");
+    const panel = part.firstElementChild;
+    const { title, note } = PANEL[mech];
+    panel.dataset.mechanism = mech;
+    panel.setAttribute("aria-labelledby", `${mech}-title`);
+    const heading = panel.querySelector("h3");
+    heading.id = `${mech}-title`;
+    heading.prepend(`${title} `);
+    heading.querySelector(".muted").textContent = note;
+    const [classLabel, seedLabel] = panel.querySelectorAll("label");
+    classLabel.htmlFor = `${mech}-class`;
+    seedLabel.htmlFor = `${mech}-seed`;
+    fillPicker(panel.querySelector(".picker"), `${title} classes`, { mechanism: mech }).placeholder = "type a class name";
+    const seed = panel.querySelector(".mech-seed");
+    seed.id = `${mech}-seed`;
+    seed.dataset.mechanism = mech;
+    const dice = panel.querySelector(".dice");
+    dice.dataset.dice = seed.id;
+    dice.setAttribute("aria-label", `Random ${mech} seed`);
+    if (mech === "background") panel.append(stamp("background-extras"));
+    return part;
+  }
+
+  // A code tabpanel for each tab of the request formats: tab-F controls code-F, which shows request-F.
+  function codePanel(tab) {
+    const format = tab.id.replace(/^tab-/, "");
+    const part = stamp("code-panel");
+    const panel = part.firstElementChild;
+    panel.id = tab.getAttribute("aria-controls");
+    panel.setAttribute("aria-labelledby", tab.id);
+    panel.hidden = tab.getAttribute("aria-selected") !== "true";
+    panel.querySelector("code").id = `request-${format}`;
+    panel.querySelector(".copy").dataset.copy = `request-${format}`;
+    return part;
+  }
+
+  function buildPage() {
+    document.querySelector("#mechanisms .panels").append(...MECHANISMS.map(mechanismPanel));
+    const details = $("request-details");
+    details.append(...[...details.querySelectorAll("[role=tab]")].map(codePanel));
+    for (const id of ["grid-mechanism", "interp-mechanism"]) $(id).append(stamp("mechanism-options"));
+    for (const box of $("interp-form").querySelectorAll(".picker")) {
+      const label = box.previousElementSibling.textContent;
+      fillPicker(box, `${label[0].toUpperCase()}${label.slice(1)} class`, { role: label });
+    }
+  }
+
   // ---- the request of the mechanism panels -------------------------------------------------------------
   const pickers = {};
 
@@ -817,6 +888,7 @@
   }
 
   function init() {
+    buildPage(); // first: everything below binds to the elements it stamps out
     for (const m of MECHANISMS) {
       pickers[m] = new ClassPicker($(`${m}-class`), () => m, scheduleGenerate);
     }
