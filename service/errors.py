@@ -2,7 +2,6 @@
 {"error": {"type", "message", "field", "allowed", ...}}."""
 
 import json
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,9 +20,6 @@ from service.problems import (
     TooLarge,
     Unauthorized,
 )
-
-log = logging.getLogger("cgn.service")
-
 
 STATUS: dict[type[Problem], int] = {
     InvalidInput: 422,
@@ -196,6 +192,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error on %s %s", request.method, request.url.path)
-        err = InternalError(f"internal error ({type(exc).__name__}); this is a bug, please report it")
-        return error_response(request, err, status=500)
+        """The 500's body; Starlette raises the exception on, and the request layer logs and counts it."""
+        return error_response(request, internal_error(), status=500)

@@ -73,7 +73,7 @@ def test_a_stalled_body_does_not_make_lone_requests_wait_for_company(thread_serv
     assert min(stalled) < 0.5, f"lone requests waited for a stalled body: {stalled} (idle {idle})"
 
 
-def test_a_bug_is_a_500_with_the_error_body_counted_and_carrying_its_request_id(random_store: Path, tmp_path):
+def test_a_bug_is_a_500_with_the_error_body_counted_and_carrying_its_request_id(random_store: Path, tmp_path, caplog):
     srv = ThreadServer(service_settings(random_store, tmp_path))
 
     def broken() -> dict:
@@ -92,6 +92,8 @@ def test_a_bug_is_a_500_with_the_error_body_counted_and_carrying_its_request_id(
         while counted not in httpx.get(f"{srv.url}/metrics").text and time.monotonic() < deadline:
             time.sleep(0.05)
         assert counted in httpx.get(f"{srv.url}/metrics").text
+        logged = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], RuntimeError)]
+        assert len(logged) == 1 and "bug-1" in logged[0].getMessage()  # once, with its request id
         assert httpx.get(f"{srv.url}/healthz").status_code == 200  # and it keeps serving
     finally:
         srv.stop()
