@@ -1,7 +1,7 @@
 """Service throughput, measured in one run against a real `cgn serve` on this machine.
 
 1. images/s of CGNClient.sample_batch over HTTP (prefetching iterator) vs the raw in-process generator
-   (service.runner.generate, the same code the server runs) at the same batch size. Target: >= 0.8.
+   (cgn.pipeline.generate, the same code the server runs) at the same batch size. Target: >= 0.8.
 2. requests/s of single POST /counterfactual calls from 32 concurrent clients vs one client calling
    sequentially. Dynamic micro-batching must give >= 3x.
 
@@ -51,10 +51,9 @@ def pick_model(name: str, tmp: Path) -> tuple[Path | None, str, str]:
 def raw_images_per_s(root: Path | None, name: str, batch: int, seconds: float, device: str) -> float:
     from cgn.pipeline import generate
     from cgn.sampling import plan
-    from service.runner import load_model
-    from service.settings import Settings
+    from model_store import ModelStore
 
-    loaded = load_model(Settings(model_store=root, device=device), name)
+    loaded = ModelStore(root).load(name, device)
 
     classes = tuple(len(loaded.manifest.vocabulary[m]) for m in ("shape", "texture", "background"))
     done, start, k = 0, time.perf_counter(), 0

@@ -41,11 +41,6 @@ def model_store(settings: Settings) -> ModelStore:
     return ModelStore(settings.model_store)
 
 
-def load_model(settings: Settings, name: str) -> LoadedModel:
-    """Load `name` from the store onto settings.device, in eval mode (raises NotInstalled / KeyError)."""
-    return model_store(settings).load(name, settings.device)
-
-
 @dataclass(frozen=True)
 class BatchKey:
     """Work with equal keys may share a forward pass."""
