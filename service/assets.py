@@ -257,6 +257,21 @@ class AssetStore:
                     (self.dir / f"{name}{suffix}").unlink(missing_ok=True)
         return asset
 
+    def delete(self, name: str) -> Asset | None:
+        """Remove an uploaded asset (its metadata first, so it is gone before its file is); None if unknown.
+
+        Work already holding its pixels finishes with them; its tensors leave the cache with the digest."""
+        asset = None if name in BUILTIN else self.get(name)
+        if asset is None:
+            return None
+        with self._lock:
+            (self.dir / f"{name}.json").unlink(missing_ok=True)
+            for suffix in MEDIA_TYPES:
+                (self.dir / f"{name}{suffix}").unlink(missing_ok=True)
+            for key in [k for k in self._tensors if k[0] == asset.digest]:
+                self._tensors.pop(key, None)
+        return asset
+
     def _stored_bytes(self, name: str) -> int:
         asset = self.get(name)
         if asset is None:

@@ -293,6 +293,11 @@ class ModelList(BaseModel):
     assets: list[AssetInfo]
 
 
+class DeletedAsset(BaseModel):
+    name: str
+    deleted: Literal[True]
+
+
 class AssetList(BaseModel):
     assets: list[AssetInfo]
 

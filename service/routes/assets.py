@@ -1,4 +1,4 @@
-"""POST /assets, GET /assets, GET /assets/{name}: images that replace a mechanism's output."""
+"""POST /assets, GET /assets, GET and DELETE /assets/{name}: images that replace a mechanism's output."""
 
 from typing import Annotated
 
@@ -8,7 +8,8 @@ from starlette.concurrency import run_in_threadpool
 from service.assets import MEDIA_TYPES, AssetError, AssetQuotaExceeded, check_upload
 from service.deps import ServicesDep, require_api_key
 from service.problems import Conflict, InvalidInput, NotFound, TooLarge
-from service.schemas import AssetInfo, AssetList
+from service.responses import json_view
+from service.schemas import AssetInfo, AssetList, DeletedAsset
 
 router = APIRouter(tags=["assets"], dependencies=[Depends(require_api_key)])
 
@@ -64,3 +65,18 @@ def get_asset(name: str, services: ServicesDep) -> Response:
     if asset is None:
         raise NotFound(f"name: unknown asset {name!r}", "name", allowed=services.assets.names())
     return Response(services.assets.data(asset), media_type=asset.media_type)
+
+
+@router.delete(
+    "/assets/{name}",
+    summary="Delete an uploaded asset (built-in ones stay); requests already under way finish with it",
+    **json_view(DeletedAsset),
+    responses={404: {"description": "unknown asset"}, 409: {"description": "a built-in asset"}},
+)
+def delete_asset(name: str, services: ServicesDep) -> dict:
+    asset = services.assets.get(name)
+    if asset is not None and asset.builtin:
+        raise Conflict(f"name: {name!r} is a built-in asset and cannot be deleted", "name")
+    if services.assets.delete(name) is None:
+        raise NotFound(f"name: unknown asset {name!r}", "name", allowed=services.assets.names())
+    return {"name": name, "deleted": True}

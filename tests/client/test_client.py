@@ -16,6 +16,7 @@ from cgn_client import (
     AsyncCGNClient,
     AuthenticationError,
     CGNClient,
+    ConflictError,
     InvalidRequestError,
     ModelNotInstalledError,
     NotFoundError,
@@ -122,6 +123,12 @@ def test_namespaces_models_assets_batches(client, api):
     info = client.assets.upload("dot", Image.new("RGB", (6, 4), (250, 0, 0)), "a red dot")
     assert info["name"] == "dot" and "dot" in {a["name"] for a in client.assets.list()}
     assert client.assets.image("dot").size == (info["width"], info["height"])
+    assert client.assets.delete("dot") == {"name": "dot", "deleted": True}
+    assert "dot" not in {a["name"] for a in client.assets.list()}
+    with pytest.raises(NotFoundError):
+        client.assets.delete("dot")
+    with pytest.raises(ConflictError):
+        client.assets.delete("moon")
     # client.batches is the job API, and called it is the prefetching /samples iterator
     assert callable(client.batches) and callable(client.batches.submit) and callable(client.batches.get)
     with pytest.raises(TypeError):  # a bad option fails at the call, not later in the prefetch thread

@@ -15,7 +15,7 @@ from PIL import Image
 from service.assets import AssetQuotaExceeded, AssetStore, check_upload
 
 sys.path.insert(0, str(Path(__file__).parent))
-from servers import ServerProcess  # noqa: E402
+from servers import ServerProcess, server_env  # noqa: E402
 
 LIMITS = {"max_side": 4096, "max_pixels": 16 * 1024 * 1024}
 
@@ -103,6 +103,9 @@ def test_quotas_count_uploads_and_their_bytes(tmp_path):
     assert exc.value.setting == "CGN_MAX_ASSET_BYTES" and exc.value.field == "file"
     assert "CGN_MAX_ASSET_BYTES" in str(exc.value)
     assert store.names() == ["moon", "one", "two"] and store.data(store.get("two")) == small.data
+    assert store.delete("one").name == "one" and store.delete("one") is None and store.delete("moon") is None
+    store.put("three", small)  # a deleted asset frees its place
+    assert store.names() == ["moon", "three", "two"]
 
 
 def _max_healthz_latency_during(url: str, work) -> tuple[object, float]:
@@ -133,16 +136,7 @@ def test_a_large_upload_is_stored_compactly_bounded_and_decoded_off_the_loop(ran
     big = encoded(photo(4096), "JPEG", quality=85)  # 16 Mpx: a few MB as JPEG, 30 MB as PNG
     assert 1_000_000 < len(big) < 6_000_000
     max_bytes = len(big) + 1_000_000  # the big one and a few small ones, not two big ones
-    env = {
-        "CGN_MODEL_STORE": str(random_store),
-        "CGN_DEFAULT_MODEL": "mnist-test",
-        "CGN_MODELS": "",
-        "CGN_ASSETS_DIR": str(tmp_path / "assets"),
-        "CGN_THREADS": "1",
-        "CGN_API_KEYS": "",
-        "CGN_MAX_ASSETS": "3",
-        "CGN_MAX_ASSET_BYTES": str(max_bytes),
-    }
+    env = server_env(random_store, tmp_path, models="", threads=1, max_assets=3, max_asset_bytes=max_bytes)
     server = ServerProcess(env, tmp_path / "server.log").start()
     try:
         url = server.url

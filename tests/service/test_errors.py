@@ -162,6 +162,23 @@ def test_uploaded_asset_is_an_intervention(url):
     assert any(a["name"] == "stripes" for a in httpx.get(f"{url}/assets").json()["assets"])
 
 
+def test_a_deleted_asset_is_gone_and_built_ins_stay(url):
+    dot = png_bytes(Image.new("RGB", (8, 8), (0, 0, 250)))
+    assert upload(url, "bluedot", dot).status_code == 201
+    body = {"shape": 1, "texture": 2, "bg": {"asset": "bluedot"}, "outputs": ["background"]}
+    assert httpx.post(f"{url}/counterfactual", json=body).status_code == 200
+    r = httpx.delete(f"{url}/assets/bluedot")
+    assert r.status_code == 200 and r.json() == {"name": "bluedot", "deleted": True}
+    assert "bluedot" not in {a["name"] for a in httpx.get(f"{url}/assets").json()["assets"]}
+    assert error(httpx.get(f"{url}/assets/bluedot"), 404)["field"] == "name"
+    assert error(httpx.delete(f"{url}/assets/bluedot"), 404)["field"] == "name"
+    assert error(httpx.post(f"{url}/counterfactual", json=body), 422)["field"].startswith("bg")
+    err = error(httpx.delete(f"{url}/assets/moon"), 409)
+    assert err["field"] == "name" and "built-in" in err["message"]
+    assert httpx.get(f"{url}/assets/moon").status_code == 200
+    assert upload(url, "bluedot", dot).status_code == 201  # the name is free again
+
+
 @pytest.fixture(scope="module")
 def auth_url(thread_server) -> str:
     return thread_server(api_keys=["k-one", "k-two"]).url

@@ -37,8 +37,12 @@ def image_request(name: str) -> Call[Image.Image]:
     return Call("GET", f"/assets/{name}", png_image)
 
 
+def delete_request(name: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"/assets/{name}", json_body)
+
+
 class Assets:
-    """`client.assets.upload(name, image)`, `.list()`, `.image(name)` (a PIL image)."""
+    """`client.assets.upload(name, image)`, `.list()`, `.image(name)` (a PIL image), `.delete(name)`."""
 
     def __init__(self, transport: SyncTransport):
         self._transport = transport
@@ -52,6 +56,10 @@ class Assets:
 
     def image(self, name: str) -> Image.Image:
         return self._transport.send(image_request(name))
+
+    def delete(self, name: str) -> dict[str, Any]:
+        """Delete an uploaded asset; NotFoundError if there is none, ConflictError for a built-in one."""
+        return self._transport.send(delete_request(name))
 
 
 class AsyncAssets:
@@ -68,3 +76,6 @@ class AsyncAssets:
 
     async def image(self, name: str) -> Image.Image:
         return await self._transport.send(image_request(name))
+
+    async def delete(self, name: str) -> dict[str, Any]:
+        return await self._transport.send(delete_request(name))
