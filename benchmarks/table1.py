@@ -17,6 +17,7 @@ The classifier seed changes initialisation and data order; the generated data an
 """
 
 import argparse
+import contextlib
 import fcntl
 import json
 import logging
@@ -103,13 +104,12 @@ class Service:
         raise RuntimeError(f"cgn serve did not become ready in 300 s; see {self.log_path}")
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is not None:  # terminate() and kill() skip a process that has exited
             self.proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self.proc.kill()
+            self.proc.wait()
 
 
 def export_real(dataset: str, work: Path, train_n: int | None) -> Path:

@@ -98,6 +98,17 @@ def random_mnist_model(root: Path, name: str = "mnist-test", seed: int = 0) -> P
     return save_model(root, manifest, model.state_dict())
 
 
+def random_imagenet_model(root: Path, name: str = "imagenet-cgn", seed: int = 0) -> Path:
+    """A random-weight tiny ImageNet CGN (ImagenetCGNConfig.tiny()) in the store format; same seed, same bytes."""
+    from cgn.imagenet.model import ImagenetCGN, ImagenetCGNConfig
+    from model_store import save_model
+    from model_store.official import imagenet_manifest
+
+    model = ImagenetCGN(ImagenetCGNConfig.tiny()).init_random_(seed).eval()
+    manifest = imagenet_manifest(name, model.config.to_dict(), {}, "random tiny ImageNet CGN, for tests")
+    return save_model(root, manifest, model.state_dict())
+
+
 @pytest.fixture
 def model_root(tmp_path: Path) -> Path:
     """A writable model-store root holding one random-weight MNIST model named mnist-test."""

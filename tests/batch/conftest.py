@@ -1,8 +1,6 @@
 """A whole batch stack per test: the shared redis-server fixture, an API process, worker processes."""
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +19,8 @@ from service.batch.spec import BatchSpec
 from service.batch.store import resolve_url
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+sys.path.insert(0, str(ROOT / "tests" / "service"))
+from servers import free_port, stop_processes  # noqa: E402
 
 VISIBILITY_S = 2.0
 HEARTBEAT_S = 0.4
@@ -101,15 +94,7 @@ class Stack:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-n:]}" for p in sorted(self.logs.iterdir()))
 
     def close(self) -> None:
-        procs = [p for p in [self.api, *self.workers] if p is not None and p.poll() is None]
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.api, *self.workers)
 
     # ---- observations ---------------------------------------------------------------------------
     def pending(self) -> int:

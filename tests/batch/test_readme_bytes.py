@@ -10,12 +10,16 @@ torch version and CPU capability; `CGN_RECORD_BYTES=1` records them for the mach
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 import torch
 from cgn_client import CGNClient
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "service"))
+from servers import random_imagenet_model  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -29,16 +33,6 @@ def machine_key() -> str:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def add_tiny_imagenet(root: Path) -> None:
-    from cgn.imagenet import model as imagenet
-    from model_store import save_model
-    from model_store.official import imagenet_manifest
-
-    net = imagenet.ImagenetCGN(imagenet.ImagenetCGNConfig.tiny()).init_random_(0).eval()
-    manifest = imagenet_manifest("imagenet-cgn", net.config.to_dict(), {}, "random tiny ImageNet CGN, for tests")
-    save_model(root, manifest, net.state_dict())
 
 
 def readme_digests(url: str, tmp: Path) -> dict[str, str]:
@@ -68,7 +62,7 @@ def readme_digests(url: str, tmp: Path) -> dict[str, str]:
 
 
 def test_readme_requests_keep_their_bytes(stack, tmp_path):
-    add_tiny_imagenet(stack.model_root)
+    random_imagenet_model(stack.model_root)
     stack.start_worker()
     stack.start_api()
     stack.client()  # waits for the API

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -40,6 +39,9 @@ from dockerspec import (
     image_env,
     parse_dockerfile,
 )
+
+sys.path.insert(0, str(ROOT / "tests" / "service"))
+from servers import stop_processes  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]  # ~40 s on an idle 2-core machine
 
@@ -205,16 +207,7 @@ class Deployment:
     def stop(self) -> None:
         """Like `docker compose down`: SIGTERM to api and workers, then to redis; kill what outlives the grace."""
         for last in (False, True):
-            batch = [p for i, p in self.procs.items() if (self.service_of(i) == "redis") == last]
-            for proc in batch:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in batch:
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_processes(*(p for i, p in self.procs.items() if (self.service_of(i) == "redis") == last), grace=15)
 
     @property
     def api_url(self) -> str:

@@ -1,5 +1,6 @@
-"""Real servers for the service and client tests: `cgn serve` in a subprocess, or uvicorn in a thread."""
+"""Real servers for the tests: `cgn serve` in a subprocess, or uvicorn in a thread; stopping subprocesses."""
 
+import functools
 import importlib.util
 import os
 import socket
@@ -20,12 +21,44 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def random_mnist_model(root: Path, name: str = "mnist-test", seed: int = 0) -> Path:
-    """The shared fixture helper of tests/conftest.py (loaded by path: conftest modules are not importable)."""
+@functools.cache
+def _root_conftest():
+    """tests/conftest.py, loaded by path: conftest modules are not importable by name."""
     spec = importlib.util.spec_from_file_location("_cgn_root_conftest", REPO / "tests" / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.random_mnist_model(root, name, seed)
+    return module
+
+
+def random_mnist_model(root: Path, name: str = "mnist-test", seed: int = 0) -> Path:
+    """tests/conftest.py's random-weight MNIST CGN."""
+    return _root_conftest().random_mnist_model(root, name, seed)
+
+
+def random_imagenet_model(root: Path, name: str = "imagenet-cgn", seed: int = 0) -> Path:
+    """tests/conftest.py's random-weight tiny ImageNet CGN."""
+    return _root_conftest().random_imagenet_model(root, name, seed)
+
+
+def server_env(store_root: Path, tmp: Path, **overrides) -> dict[str, str]:
+    """The CGN_* environment of a test `cgn serve`: the store's mnist-test model, no API keys.
+
+    Overrides name settings in lower case: `max_wait_ms=1` sets CGN_MAX_WAIT_MS=1."""
+    values = {"model_store": store_root, "default_model": "mnist-test", "assets_dir": tmp / "assets", "api_keys": ""}
+    return {f"CGN_{key.upper()}": str(value) for key, value in (values | overrides).items()}
+
+
+def stop_processes(*procs: subprocess.Popen | None, grace: float = 10) -> None:
+    """SIGTERM to each process still running, then wait up to `grace` s for each; kill what outlives it."""
+    running = [p for p in procs if p is not None and p.poll() is None]
+    for p in running:
+        p.terminate()
+    for p in running:
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def service_settings(store_root: Path, tmp: Path, **overrides):
@@ -80,13 +113,7 @@ class ServerProcess:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_processes(self.proc)
 
 
 class ThreadServer:

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from servers import REPO, ServerProcess, free_port
+from servers import REPO, ServerProcess, free_port, stop_processes
 
 pytestmark = pytest.mark.slow
 
@@ -88,13 +88,7 @@ class Deployment:
         return self
 
     def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.terminate()
-            try:
-                self.worker.wait(3)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait()
+        stop_processes(self.worker, grace=3)
         self.server.stop()
         self.redis.kill()
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from servers import ServerProcess  # noqa: E402
+from servers import ServerProcess, random_imagenet_model, server_env  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -35,24 +35,17 @@ def _concrete(doc_path: str, op: dict) -> str:
 
 
 def test_every_documented_request_example_is_accepted(redis_server, tmp_path):
-    from cgn.imagenet import model as imagenet
-    from model_store import save_model
-    from model_store.official import imagenet_manifest
-
     root = tmp_path / "models"
-    model = imagenet.ImagenetCGN(imagenet.ImagenetCGNConfig.tiny()).init_random_(0).eval()
-    manifest = imagenet_manifest("imagenet-cgn", model.config.to_dict(), {}, "random tiny ImageNet CGN, for tests")
-    save_model(root, manifest, model.state_dict())
-    env = {
-        "CGN_MODEL_STORE": str(root),
-        "CGN_DEFAULT_MODEL": "mnist-wildlife",
-        "CGN_MODELS": "",
-        "CGN_REDIS_URL": redis_server.url,
-        "CGN_RESULTS_DIR": str(tmp_path / "results"),
-        "CGN_ASSETS_DIR": str(tmp_path / "assets"),
-        "CGN_THREADS": "1",
-        "CGN_API_KEYS": "",
-    }
+    random_imagenet_model(root)
+    env = server_env(
+        root,
+        tmp_path,
+        default_model="mnist-wildlife",
+        models="",
+        redis_url=redis_server.url,
+        results_dir=tmp_path / "results",
+        threads=1,
+    )
     server = ServerProcess(env, tmp_path / "server.log").start()
     try:
         doc = httpx.get(f"{server.url}/openapi.json", timeout=30).json()
