@@ -42,8 +42,9 @@ def test_a_small_request_behind_a_large_one_waits_for_a_chunk_not_for_all_of_it(
 
 
 def test_work_that_would_wait_too_long_is_refused_at_once_and_the_service_recovers(thread_server):
-    srv = thread_server(max_samples=512, max_queue_delay_ms=100, max_wait_ms=1, retry_after_s=1)
-    body = {"n": 512, "seed": 3}
+    # max_batch_size sets the floor of admission (twice a batch inside), kept low so the test is short
+    srv = thread_server(max_samples=64, max_batch_size=8, max_queue_delay_ms=100, max_wait_ms=1, retry_after_s=1)
+    body = {"n": 64, "seed": 3}
     _timed(srv.url, "/samples", body)  # warm
 
     with ThreadPoolExecutor(24) as pool:
