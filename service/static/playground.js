@@ -109,7 +109,7 @@
       let body;
       if (json !== undefined) {
         h["Content-Type"] = "application/json";
-        body = typeof json === "string" ? json : JSON.stringify(json);
+        body = typeof json === "string" ? json : toJSON(json);
       } else if (form) {
         body = form;
       }
@@ -393,10 +393,25 @@
   // ---- the request of the mechanism panels -------------------------------------------------------------
   const pickers = {};
 
+  // A whole number past 2^53 that a JS number would round (seeds go up to 2^63 - 1): kept as its digits,
+  // and written as a JSON number by toJSON below.
+  class ExactInt {
+    constructor(digits) {
+      this.digits = digits;
+    }
+  }
+  const EXACT = /"@exact-int:(-?\d+)@"/g;
+
+  function toJSON(value, indent) {
+    const text = JSON.stringify(value, (_, v) => (v instanceof ExactInt ? `@exact-int:${v.digits}@` : v), indent);
+    return text.replace(EXACT, "$1");
+  }
+
   function seedOf(input, fallback) {
     const text = input.value.trim();
     if (text === "") return fallback;
     const n = Number(text);
+    if (/^-?\d+$/.test(text) && !Number.isSafeInteger(n)) return new ExactInt(text.replace(/^(-?)0+(?=\d)/, "$1"));
     return Number.isFinite(n) ? n : text; // a wrong seed goes to the service, which says what is wrong
   }
 
@@ -433,6 +448,7 @@
   function pyValue(v) {
     if (v === null) return "None";
     if (typeof v === "number") return String(v);
+    if (v instanceof ExactInt) return v.digits;
     if (typeof v === "string") return JSON.stringify(v);
     if (Array.isArray(v)) return `[${v.map(pyValue).join(", ")}]`;
     if ("asset" in v && Object.keys(v).length === 1) return `asset(${JSON.stringify(v.asset)})`;
@@ -444,7 +460,7 @@
     const auth = state.key ? ` \\\n  -H "Authorization: Bearer $CGN_API_KEY"` : "";
     $("request-curl").textContent =
       `# the composite as PNG (the first of "outputs"); add -H 'Accept: application/json' for all of them as base64\n` +
-      `curl -s${auth} \\\n  -d ${shellQuote(JSON.stringify(body))} \\\n  ${base()}/counterfactual > composite.png`;
+      `curl -s${auth} \\\n  -d ${shellQuote(toJSON(body))} \\\n  ${base()}/counterfactual > composite.png`;
     const args = [];
     for (const m of MECHANISMS) if (FIELD[m] in body) args.push(`${FIELD[m]}=${pyValue(body[FIELD[m]])}`);
     for (const k of ["seed", "seeds", "outputs", "model", "truncation"]) if (k in body) args.push(`${k}=${pyValue(body[k])}`);
@@ -481,7 +497,7 @@
     if (!state.model || !state.model.installed) return;
     const result = $("result");
     const body = counterfactualBody();
-    const text = JSON.stringify(body, null, 2);
+    const text = toJSON(body, 2);
     if (text === state.lastRequest && result.dataset.state !== "error") return;
     state.lastRequest = text;
     const ticket = ++state.generation;
@@ -727,7 +743,7 @@
         ),
       );
       table.replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
-      section.dataset.request = JSON.stringify(body);
+      section.dataset.request = toJSON(body);
       section.dataset.state = "ready";
     } catch (err) {
       showError("interp-error", err);

@@ -238,6 +238,28 @@ def test_composite_is_byte_identical_to_post_counterfactual(page: Page, deployme
     console.check()
 
 
+def test_seeds_past_two_to_the_53_are_sent_exactly(page: Page, deployment: Deployment, console):
+    """A JS number would round 2^63 - 1; the page sends its digits, and the SDK snippet shows them."""
+    set_wildlife_3_7_1(page)
+    top = 2**63 - 1
+    page.fill("#texture-seed", str(top))
+    page.press("#texture-seed", "Enter")
+    wait_request(page, rf'"texture": {top}')
+    request = shown_request(page)
+    assert request["seeds"] == {"texture": top}
+    composite = image_bytes(page, "#outputs img[data-output=composite]")
+    assert deployment.http.post("/counterfactual", json=request).content == composite
+    rounded = deployment.http.post("/counterfactual", json={**request, "seeds": {"texture": 2**63 - 1024}})
+    assert rounded.content != composite  # the seed the page would have sent as a JS number differs
+    page.click("#tab-sdk")
+    assert f'seeds={{"texture": {top}}}' in page.locator("#request-sdk").inner_text()
+    page.click("#tab-json")
+    page.fill("#texture-seed", "")  # the page is shared with the next tests
+    page.press("#texture-seed", "Enter")
+    wait_request(page, r'"seed": 0,\s+"outputs"')
+    console.check()
+
+
 def test_counterfactual_grid_keeps_the_mask_across_its_row(page: Page, deployment: Deployment, console):
     set_wildlife_3_7_1(page)
     page.select_option("#grid-mechanism", "texture")
