@@ -1,6 +1,5 @@
 """Fixtures of the classifier-job tests: tiny real splits, and a real uvicorn server on a free port."""
 
-import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,14 +10,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "service"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from servers import ThreadServer, service_settings  # noqa: E402
-
-
-def load_by_path(name: str, path: Path):
-    """Import a module that is not on sys.path (benchmarks/, another test folder's conftest)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

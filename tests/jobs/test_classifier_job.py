@@ -10,8 +10,8 @@ from cgn_classifier import data
 from cgn_classifier.cli import main
 from cgn_client import CGNClient
 from cgn_client.batch import batch_job
-from conftest import ROOT, load_by_path
 from PIL import Image
+from servers import REPO, load_by_path
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def test_non_counterfactual_policy_gives_every_mechanism_one_label(api):
 
 
 def test_job_trains_on_a_batch_jobs_shards(redis_server, model_root, tmp_path, real_npz):
-    batch = load_by_path("_batch_conftest", ROOT / "tests" / "batch" / "conftest.py")
+    batch = load_by_path("_batch_conftest", REPO / "tests" / "batch" / "conftest.py")
     stack = batch.Stack(redis_server, model_root, tmp_path)
     try:
         stack.start_api()
@@ -96,7 +96,7 @@ def test_job_trains_on_a_batch_jobs_shards(redis_server, model_root, tmp_path, r
 
 
 def test_tiny_table1_benchmark(random_store, tmp_path):
-    table1 = load_by_path("_table1", ROOT / "benchmarks" / "table1.py")
+    table1 = load_by_path("_table1", REPO / "benchmarks" / "table1.py")
     with pytest.raises(SystemExit):  # a model that is not installed is named before anything starts
         table1.main(
             ["--model-store", str(random_store), "--model-template", "absent-{dataset}", "--work", str(tmp_path)]
@@ -129,7 +129,7 @@ def test_tiny_table1_benchmark(random_store, tmp_path):
 
 
 def test_table1_budget_per_dataset():
-    table1 = load_by_path("_table1", ROOT / "benchmarks" / "table1.py")
+    table1 = load_by_path("_table1", REPO / "benchmarks" / "table1.py")
     assert table1.per_dataset("50000,double-colored=100000", "--cf-n") == {
         "colored": 50000,
         "double-colored": 100000,

@@ -21,23 +21,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@functools.cache
-def _root_conftest():
-    """tests/conftest.py, loaded by path: conftest modules are not importable by name."""
-    spec = importlib.util.spec_from_file_location("_cgn_root_conftest", REPO / "tests" / "conftest.py")
+def load_by_path(name: str, path: Path):
+    """Import a module that is not on sys.path (benchmarks/, a conftest: conftest modules are not importable
+    by name, and `import conftest` finds whichever folder's came first)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+@functools.cache
+def root_conftest():
+    """tests/conftest.py: its model builders and RedisServer."""
+    return load_by_path("_cgn_root_conftest", REPO / "tests" / "conftest.py")
+
+
 def random_mnist_model(root: Path, name: str = "mnist-test", seed: int = 0) -> Path:
     """tests/conftest.py's random-weight MNIST CGN."""
-    return _root_conftest().random_mnist_model(root, name, seed)
+    return root_conftest().random_mnist_model(root, name, seed)
 
 
 def random_imagenet_model(root: Path, name: str = "imagenet-cgn", seed: int = 0) -> Path:
     """tests/conftest.py's random-weight tiny ImageNet CGN."""
-    return _root_conftest().random_imagenet_model(root, name, seed)
+    return root_conftest().random_imagenet_model(root, name, seed)
 
 
 def server_env(store_root: Path, tmp: Path, **overrides) -> dict[str, str]:

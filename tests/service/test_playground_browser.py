@@ -10,7 +10,6 @@ exactly those statuses. Any other console error, and every uncaught page error, 
 """
 
 import base64
-import importlib.util
 import io
 import json
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from servers import REPO, ServerProcess, free_port, stop_processes
+from servers import REPO, ServerProcess, free_port, root_conftest, stop_processes
 
 pytestmark = pytest.mark.slow
 
@@ -44,18 +43,10 @@ expect.set_options(timeout=30_000)  # a shared 2-core CI box: first requests loa
 EXPECTED_STATUS = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
 
 
-def _root_conftest():
-    """tests/conftest.py's RedisServer (conftest modules are not importable by name)."""
-    spec = importlib.util.spec_from_file_location("_cgn_root_conftest_pg", REPO / "tests" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class Deployment:
     def __init__(self, tmp: Path):
         self.tmp = tmp
-        self.redis = _root_conftest().RedisServer(free_port(), tmp / "redis")
+        self.redis = root_conftest().RedisServer(free_port(), tmp / "redis")
         self.redis.dir.mkdir()
         (tmp / "models").mkdir()
         env = {
