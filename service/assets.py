@@ -224,26 +224,25 @@ class AssetStore:
         asset = Asset(
             name, upload.width, upload.height, digest, False, description, MEDIA_TYPES[upload.suffix], len(data)
         )
-        max_assets, max_bytes = self.max_assets, self.max_bytes
         with self._lock:
             sizes = {n: self._stored_bytes(n) for n in self._uploaded()}
             replaced = sizes.pop(name, None)
-            if max_assets is not None and replaced is None and len(sizes) + 1 > max_assets:
+            if self.max_assets is not None and replaced is None and len(sizes) + 1 > self.max_assets:
                 raise AssetQuotaExceeded(
                     f"name: the asset store holds {len(sizes)} uploaded assets, the most CGN_MAX_ASSETS allows "
-                    f"({max_assets}); replace one (upload under its name) instead",
+                    f"({self.max_assets}); replace one (upload under its name) instead",
                     "name",
                     "CGN_MAX_ASSETS",
-                    max_assets,
+                    self.max_assets,
                 )
             total = sum(sizes.values()) + len(data)
-            if max_bytes is not None and total > max_bytes:
+            if self.max_bytes is not None and total > self.max_bytes:
                 raise AssetQuotaExceeded(
                     f"file: storing this {len(data)}-byte image would make the uploaded assets {total} bytes; "
-                    f"CGN_MAX_ASSET_BYTES allows {max_bytes}",
+                    f"CGN_MAX_ASSET_BYTES allows {self.max_bytes}",
                     "file",
                     "CGN_MAX_ASSET_BYTES",
-                    max_bytes,
+                    self.max_bytes,
                 )
             self.dir.mkdir(parents=True, exist_ok=True)
             tmp = self.dir / f".{name}{upload.suffix}.tmp"

@@ -10,8 +10,16 @@ from service.deps import ServicesDep, require_api_key
 from service.problems import Conflict, InvalidInput, NotFound, TooLarge
 from service.responses import json_view
 from service.schemas import AssetInfo, AssetList, DeletedAsset
+from service.services import Services
 
 router = APIRouter(tags=["assets"], dependencies=[Depends(require_api_key)])
+
+
+def _refuse_builtin(services: Services, name: str, action: str) -> None:
+    """409 for a built-in asset, before any work on the request."""
+    asset = services.assets.get(name)
+    if asset is not None and asset.builtin:
+        raise Conflict(f"name: {name!r} is a built-in asset and cannot be {action}", "name")
 
 
 @router.post(
@@ -35,9 +43,7 @@ async def upload(
     data = await file.read(s.max_body_bytes + 1)
     if len(data) > s.max_body_bytes:
         raise TooLarge(f"file: larger than {s.max_body_bytes} bytes", "file")
-    existing = services.assets.get(name)
-    if existing is not None and existing.builtin:
-        raise Conflict(f"name: {name!r} is a built-in asset and cannot be replaced", "name")
+    _refuse_builtin(services, name, "replaced")
     try:
         checked = await run_in_threadpool(check_upload, data, s.max_asset_side, s.max_asset_pixels)
         asset = await run_in_threadpool(services.assets.put, name, checked, description)
@@ -74,9 +80,7 @@ def get_asset(name: str, services: ServicesDep) -> Response:
     responses={404: {"description": "unknown asset"}, 409: {"description": "a built-in asset"}},
 )
 def delete_asset(name: str, services: ServicesDep) -> dict:
-    asset = services.assets.get(name)
-    if asset is not None and asset.builtin:
-        raise Conflict(f"name: {name!r} is a built-in asset and cannot be deleted", "name")
+    _refuse_builtin(services, name, "deleted")
     if services.assets.delete(name) is None:
         raise NotFound(f"name: unknown asset {name!r}", "name", allowed=services.assets.names())
     return {"name": name, "deleted": True}

@@ -158,7 +158,7 @@ def shard(job_id: str, k: int, queue: QueueDep, services: ServicesDep):
     "/{job_id}/labels.csv",
     summary="The labels table: key, shape/texture/background ids and names, seeds per sample",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}, 404: {"description": "unknown or expired job"}},
+    responses={200: {"content": {"text/csv": {}}}, 404: {"description": GONE}},
 )
 def labels(job_id: str, queue: QueueDep, services: ServicesDep):
     with broker(services.settings.redis_retry_after_s):

@@ -46,11 +46,16 @@ def random_imagenet_model(root: Path, name: str = "imagenet-cgn", seed: int = 0)
     return root_conftest().random_imagenet_model(root, name, seed)
 
 
+def _deployment(store_root: Path, tmp: Path) -> dict:
+    """What every test deployment has: the store's random mnist-test model as default, its own assets dir."""
+    return {"model_store": store_root, "default_model": "mnist-test", "assets_dir": tmp / "assets"}
+
+
 def server_env(store_root: Path, tmp: Path, **overrides) -> dict[str, str]:
     """The CGN_* environment of a test `cgn serve`: the store's mnist-test model, no API keys.
 
     Overrides name settings in lower case: `max_wait_ms=1` sets CGN_MAX_WAIT_MS=1."""
-    values = {"model_store": store_root, "default_model": "mnist-test", "assets_dir": tmp / "assets", "api_keys": ""}
+    values = _deployment(store_root, tmp) | {"api_keys": ""}
     return {f"CGN_{key.upper()}": str(value) for key, value in (values | overrides).items()}
 
 
@@ -71,13 +76,7 @@ def service_settings(store_root: Path, tmp: Path, **overrides):
     """The service Settings of a test deployment: the random mnist-test model, no API keys, short waits."""
     from service.settings import Settings
 
-    values = {
-        "model_store": store_root,
-        "default_model": "mnist-test",
-        "assets_dir": tmp / "assets",
-        "max_wait_ms": 1,
-        "api_keys": [],
-    }
+    values = _deployment(store_root, tmp) | {"max_wait_ms": 1, "api_keys": []}
     return Settings(**(values | overrides))
 
 
